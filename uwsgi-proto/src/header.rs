@@ -123,7 +123,7 @@ modifier1_table! {
     CACHE = 111,
     /// 123: corerouter special condition.
     CORE_ROUTER_SIGNAL = 123,
-    /// 173: RPC; the payload is a [uwsgi array](crate::array) (function name, then arguments).
+    /// 173: RPC; the payload is a [uwsgi array](crate::Array) (function name, then arguments).
     RPC = 173,
     /// 200: close mark for persistent connections.
     PERSISTENT_CLOSE = 200,
