@@ -69,7 +69,11 @@ mod tests {
     #[test]
     fn fixtures_describe_the_same_request() {
         let packet = browser_packet();
-        assert!((700..=900).contains(&packet.len()), "packet is {} bytes", packet.len());
+        assert!(
+            (700..=900).contains(&packet.len()),
+            "packet is {} bytes",
+            packet.len()
+        );
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut req = httparse::Request::new(&mut headers);
         assert!(req.parse(BROWSER_HTTP_REQUEST).unwrap().is_complete());

@@ -1,4 +1,6 @@
 //! Package `ferrule`: the `ferrule` application server and the `ferrule-proxy` front.
 //!
-//! Both binaries are thin compositions of the library crates (option and config parsing only).
-//! They arrive with the ferrule and ferrule-proxy issues; until then this package is empty.
+//! Both binaries are thin compositions of the library crates; this library holds only what
+//! is specific to them: reading uWSGI's options and `.ini` files ([`options`]).
+
+pub mod options;
