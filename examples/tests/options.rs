@@ -152,6 +152,13 @@ fn key_value_forms_flags_and_order() {
             "--post-buffering",
             "8192",
             "--disable-logging",
+            "--env",
+            "DJANGO_SETTINGS_MODULE=site.settings",
+            "--env=EMPTY=",
+            "--chown-socket",
+            "www-data:www-data",
+            "--logto2",
+            "/var/log/app.log",
         ]),
         &no_env,
     )
@@ -180,6 +187,18 @@ fn key_value_forms_flags_and_order() {
     assert_eq!(o.max_requests, Some(1000));
     assert_eq!(o.limit_post, Some(1 << 20));
     assert_eq!(o.post_buffering, 8192);
+    assert_eq!(
+        o.app.env,
+        [
+            (
+                "DJANGO_SETTINGS_MODULE".to_string(),
+                "site.settings".to_string()
+            ),
+            ("EMPTY".to_string(), String::new())
+        ]
+    );
+    assert_eq!(o.chown_socket.as_deref(), Some("www-data:www-data"));
+    assert_eq!(o.logto, Some(PathBuf::from("/var/log/app.log")));
 }
 
 #[test]
@@ -367,4 +386,27 @@ fn help_lists_the_options_and_says_http_has_no_router() {
         assert!(help.contains(name), "{name} missing from --help");
     }
     assert!(help.contains("no separate HTTP router process"));
+}
+
+#[test]
+fn bundled_ini_files_parse_and_name_existing_apps() {
+    let apps = Path::new(env!("CARGO_MANIFEST_DIR")).join("apps");
+    for name in ["hello.ini", "dashapp.ini", "mysimplewsgi.ini"] {
+        let ini = apps.join(name);
+        let (o, warnings) = Options::from_args(args(&[ini.to_str().unwrap()]), &no_env)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(warnings.is_empty(), "{name}: {warnings:?}");
+        assert!(o.master, "{name}");
+        if let Some(file) = &o.app.wsgi_file {
+            assert!(file.is_file(), "{name}: {} missing", file.display());
+        }
+        if let Some(module) = &o.app.module {
+            let module = module.split(':').next().unwrap();
+            let dir = o.app.chdir.as_ref().expect("module apps chdir to %d");
+            assert!(
+                dir.join(format!("{module}.py")).is_file(),
+                "{name}: {module}.py missing"
+            );
+        }
+    }
 }

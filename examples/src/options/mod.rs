@@ -134,6 +134,8 @@ pub struct AppOptions {
     pub callable: Option<String>,
     /// `chdir`.
     pub chdir: Option<PathBuf>,
+    /// `env` entries (`KEY`, `VALUE`), set before the app is loaded, in order.
+    pub env: Vec<(String, String)>,
     /// `pythonpath` entries, in order.
     pub pythonpath: Vec<PathBuf>,
     /// `virtualenv` / `venv` / `home`.
@@ -154,6 +156,8 @@ pub struct Options {
     pub listen: u32,
     /// `chmod-socket`: mode of unix sockets. Default: left to the umask.
     pub chmod_socket: Option<u32>,
+    /// `chown-socket`: owner of unix sockets, `USER` or `USER:GROUP`.
+    pub chown_socket: Option<String>,
     /// `vacuum`: remove unix sockets and the pidfile on exit. Default off.
     pub vacuum: bool,
     /// `buffer-size`: largest uwsgi vars block or HTTP head, in bytes. Default 65535
@@ -197,6 +201,7 @@ impl Default for Options {
             listeners: Vec::new(),
             listen: 1024,
             chmod_socket: None,
+            chown_socket: None,
             vacuum: false,
             buffer_size: u16::MAX,
             socket_timeout: Duration::from_secs(4),
@@ -328,6 +333,14 @@ impl Options {
                 "callable" => o.app.callable = Some(s.value.trim().to_string()),
                 "chdir" => o.app.chdir = Some(path()),
                 "pythonpath" => o.app.pythonpath.push(path()),
+                "env" => {
+                    let (key, value) = s
+                        .value
+                        .split_once('=')
+                        .filter(|(k, _)| !k.trim().is_empty())
+                        .ok_or_else(|| bad("expected KEY=VALUE".into()))?;
+                    o.app.env.push((key.trim().to_string(), value.to_string()));
+                }
                 "virtualenv" => o.app.virtualenv = Some(path()),
                 "mount" => {
                     let (prefix, app) = s
@@ -379,6 +392,7 @@ impl Options {
                         .ok_or_else(|| bad("expected an octal mode such as 660".into()))?;
                     o.chmod_socket = Some(mode);
                 }
+                "chown-socket" => o.chown_socket = Some(s.value.trim().to_string()),
                 "vacuum" => o.vacuum = flag()?,
                 "buffer-size" => {
                     let n = number()?;
