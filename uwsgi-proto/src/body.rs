@@ -39,21 +39,47 @@ impl BodyKind {
         vars: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
         limits: &Limits,
     ) -> Result<BodyKind, Error> {
-        let mut content_length: Option<&[u8]> = None;
-        let mut transfer_encoding: Option<&[u8]> = None;
+        let mut scan = BodyScan::default();
         for (key, value) in vars {
-            match key {
-                b"CONTENT_LENGTH" if !value.is_empty() => match content_length {
-                    Some(seen) if seen != value => return Err(Error::ConflictingContentLength),
-                    _ => content_length = Some(value),
-                },
-                // nginx 1.22 repeats the key for a repeated header: the last one holds the
-                // final coding.
-                b"HTTP_TRANSFER_ENCODING" => transfer_encoding = Some(value),
-                _ => {}
-            }
+            scan.observe(key, value)?;
         }
-        if let Some(value) = content_length {
+        scan.finish(limits)
+    }
+}
+
+/// The framing-relevant vars seen so far, so the decoder can work out [`BodyKind`] during
+/// its one validation walk instead of a second pass.
+#[derive(Debug, Default)]
+pub(crate) struct BodyScan<'a> {
+    content_length: Option<&'a [u8]>,
+    transfer_encoding: Option<&'a [u8]>,
+}
+
+impl<'a> BodyScan<'a> {
+    /// Looks at one pair.
+    pub(crate) fn observe(&mut self, key: &'a [u8], value: &'a [u8]) -> Result<(), Error> {
+        // Length and first byte first: most keys are rejected without a `memcmp`, which
+        // matters because this runs for every var of every request.
+        match (key.len(), key.first()) {
+            (14, Some(b'C')) if key == b"CONTENT_LENGTH" && !value.is_empty() => {
+                match self.content_length {
+                    Some(seen) if seen != value => return Err(Error::ConflictingContentLength),
+                    _ => self.content_length = Some(value),
+                }
+            }
+            // nginx 1.22 repeats the key for a repeated header: the last one holds the
+            // final coding.
+            (22, Some(b'H')) if key == b"HTTP_TRANSFER_ENCODING" => {
+                self.transfer_encoding = Some(value)
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The framing, by the rule on [`BodyKind`].
+    pub(crate) fn finish(self, limits: &Limits) -> Result<BodyKind, Error> {
+        if let Some(value) = self.content_length {
             let length = parse_content_length(value)?;
             if length > limits.max_body {
                 return Err(Error::BodyTooLarge {
@@ -67,7 +93,7 @@ impl BodyKind {
                 BodyKind::Length(length)
             });
         }
-        Ok(match transfer_encoding {
+        Ok(match self.transfer_encoding {
             Some(te) if last_coding_is_chunked(te) => BodyKind::Chunked,
             _ => BodyKind::Empty,
         })

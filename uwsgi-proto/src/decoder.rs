@@ -2,9 +2,11 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::body::BodyScan;
 use crate::chunked::{ChunkedDecoder, ChunkedEvent};
 use crate::encode::checked_datasize;
 use crate::sniff_foreign_protocol;
+use crate::vars::validate;
 use crate::{BodyKind, EncodeError, Error, HEADER_LEN, Header, Limits, Modifier1, OwnedVars};
 
 /// A request packet's head: the header, the validated vars and the body framing.
@@ -223,8 +225,11 @@ impl RequestDecoder {
         if !header.modifier1.is_request() {
             return Ok(Some(Frame::Packet(Packet { header, payload })));
         }
-        let vars = OwnedVars::parse(payload, &self.limits)?;
-        let body = BodyKind::from_vars(vars.iter(), &self.limits)?;
+        // One walk validates the vars and picks out the framing vars.
+        let mut scan = BodyScan::default();
+        let len = validate(&payload, &self.limits, |k, v| scan.observe(k, v))?;
+        let body = scan.finish(&self.limits)?;
+        let vars = OwnedVars::from_validated(payload, len);
         self.state = match body {
             BodyKind::Empty => State::End,
             BodyKind::Length(remaining) => State::Length { remaining },

@@ -43,22 +43,37 @@ pub fn encode_request<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     pairs: &[(K, V)],
     dst: &mut BytesMut,
 ) -> Result<(), EncodeError> {
-    let size = vars_len(pairs);
-    let datasize = checked_datasize(size)?;
-    if pairs.iter().any(|(k, _)| k.as_ref().is_empty()) {
-        return Err(EncodeError::EmptyKey);
-    }
-    dst.reserve(HEADER_LEN + size);
-    Header::new(modifier1, datasize, modifier2).write(dst);
+    // One pass: the size, and no empty key.
+    let mut size = 0usize;
     for (k, v) in pairs {
-        let (k, v) = (k.as_ref(), v.as_ref());
-        // Each length is <= size <= 65535, checked above.
-        dst.put_u16_le(k.len() as u16);
-        dst.put_slice(k);
-        dst.put_u16_le(v.len() as u16);
-        dst.put_slice(v);
+        let k = k.as_ref();
+        if k.is_empty() {
+            return Err(EncodeError::EmptyKey);
+        }
+        size += 4 + k.len() + v.as_ref().len();
     }
+    let datasize = checked_datasize(size)?;
+    // One reserve, then plain slice copies (cheaper than a `BufMut` call per field).
+    let start = dst.len();
+    dst.resize(start + HEADER_LEN + size, 0);
+    let out = &mut dst[start..];
+    out[..HEADER_LEN].copy_from_slice(&Header::new(modifier1, datasize, modifier2).encode());
+    let mut at = HEADER_LEN;
+    for (k, v) in pairs {
+        // Each length is <= size <= 65535, checked above.
+        at = put_field(out, at, k.as_ref());
+        at = put_field(out, at, v.as_ref());
+    }
+    debug_assert_eq!(at, out.len());
     Ok(())
+}
+
+/// Writes `u16 LE len | bytes` at `at`; returns the offset after it.
+fn put_field(out: &mut [u8], at: usize, bytes: &[u8]) -> usize {
+    out[at..at + 2].copy_from_slice(&(bytes.len() as u16).to_le_bytes());
+    let end = at + 2 + bytes.len();
+    out[at + 2..end].copy_from_slice(bytes);
+    end
 }
 
 /// Appends a ping request: modifier1 100, datasize 0, modifier2 0 (what `uwsgi --ping` sends).

@@ -45,7 +45,7 @@ impl<'buf> Vars<'buf> {
     /// An empty block is valid here (zero pairs); the request decoder refuses empty
     /// *requests* separately ([`Error::EmptyRequest`]).
     pub fn parse(block: &'buf [u8], limits: &Limits) -> Result<Vars<'buf>, Error> {
-        let len = validate(block, limits, |_, _, _| {})?;
+        let len = validate(block, limits, |_, _| Ok(()))?;
         Ok(Vars { block, len })
     }
 
@@ -124,76 +124,51 @@ impl<'buf> Iterator for VarsIter<'buf> {
 
 impl ExactSizeIterator for VarsIter<'_> {}
 
-/// A validated vars block that owns its bytes: one frozen [`Bytes`] buffer plus the offsets
-/// of each key and value (8 bytes per pair).
+/// A validated vars block that owns its bytes: one frozen [`Bytes`] buffer, no other
+/// allocation.
 ///
 /// Keys and values come out as `&[u8]` views or as [`Bytes`] slices of the same buffer;
-/// nothing is copied. This is the form the request decoder hands out, because it can outlive
-/// the read buffer and be sent to another task or thread.
+/// nothing is copied. Iteration walks the (already validated) block, exactly like
+/// [`Vars`]. This is the form the request decoder hands out, because it can outlive the read
+/// buffer and be sent to another task or thread.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OwnedVars {
     block: Bytes,
-    spans: Vec<Span>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Span {
-    key: u16,
-    key_len: u16,
-    value: u16,
-    value_len: u16,
-}
-
-impl Span {
-    fn key(self) -> std::ops::Range<usize> {
-        let start = usize::from(self.key);
-        start..start + usize::from(self.key_len)
-    }
-
-    fn value(self) -> std::ops::Range<usize> {
-        let start = usize::from(self.value);
-        start..start + usize::from(self.value_len)
-    }
+    len: usize,
 }
 
 impl OwnedVars {
-    /// Validates `block` like [`Vars::parse`] and keeps it, recording each pair's offsets.
-    ///
-    /// One allocation (the offsets table), no copy of the block.
+    /// Validates `block` like [`Vars::parse`] and keeps it. No allocation, no copy.
     ///
     /// # Errors
     ///
     /// The same as [`Vars::parse`].
     pub fn parse(block: Bytes, limits: &Limits) -> Result<OwnedVars, Error> {
-        // A realistic nginx request has 15–40 pairs; start with room for 32.
-        let mut spans = Vec::with_capacity(32);
-        validate(&block, limits, |key, value, value_len| {
-            spans.push(Span {
-                key: key.0,
-                key_len: key.1,
-                value,
-                value_len,
-            })
-        })?;
-        Ok(OwnedVars { block, spans })
+        let len = validate(&block, limits, |_, _| Ok(()))?;
+        Ok(OwnedVars { block, len })
+    }
+
+    /// Wraps a block that [`validate`] accepted with `len` pairs.
+    pub(crate) fn from_validated(block: Bytes, len: usize) -> OwnedVars {
+        OwnedVars { block, len }
     }
 
     /// An empty block (no pairs).
     pub fn empty() -> OwnedVars {
         OwnedVars {
             block: Bytes::new(),
-            spans: Vec::new(),
+            len: 0,
         }
     }
 
     /// Number of pairs, repeated keys counted each time.
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.len
     }
 
     /// Whether the block holds no pairs.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.len == 0
     }
 
     /// The raw block, exactly as it came off the wire. O(1), no copy.
@@ -205,37 +180,34 @@ impl OwnedVars {
     pub fn as_vars(&self) -> Vars<'_> {
         Vars {
             block: &self.block,
-            len: self.spans.len(),
+            len: self.len,
         }
     }
 
     /// The pairs in wire order, as `(key, value)` slices.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
-        self.spans
-            .iter()
-            .map(|s| (&self.block[s.key()], &self.block[s.value()]))
+    pub fn iter(&self) -> VarsIter<'_> {
+        self.as_vars().iter()
     }
 
     /// The pairs in wire order, as [`Bytes`] slices of the block (reference-count bumps only).
     pub fn pairs(&self) -> impl ExactSizeIterator<Item = (Bytes, Bytes)> + '_ {
-        self.spans
-            .iter()
-            .map(|s| (self.block.slice(s.key()), self.block.slice(s.value())))
+        self.iter()
+            .map(|(k, v)| (self.block.slice_ref(k), self.block.slice_ref(v)))
     }
 
-    /// The key of pair `index` as a [`Bytes`] slice, or `None` past the end.
+    /// The key of pair `index` as a [`Bytes`] slice, or `None` past the end. O(index).
     pub fn key(&self, index: usize) -> Option<Bytes> {
-        self.spans.get(index).map(|s| self.block.slice(s.key()))
+        self.iter().nth(index).map(|(k, _)| self.block.slice_ref(k))
     }
 
-    /// The value of pair `index` as a [`Bytes`] slice, or `None` past the end.
+    /// The value of pair `index` as a [`Bytes`] slice, or `None` past the end. O(index).
     pub fn value(&self, index: usize) -> Option<Bytes> {
-        self.spans.get(index).map(|s| self.block.slice(s.value()))
+        self.iter().nth(index).map(|(_, v)| self.block.slice_ref(v))
     }
 
     /// The value of the **last** pair whose key is `key` (uWSGI semantics).
     pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.get_all(key).last()
+        self.as_vars().get(key)
     }
 
     /// Every value of `key`, in wire order.
@@ -243,7 +215,7 @@ impl OwnedVars {
         &'s self,
         key: &'k [u8],
     ) -> impl Iterator<Item = &'s [u8]> + use<'s, 'k> {
-        self.iter().filter(move |(k, _)| *k == key).map(|(_, v)| v)
+        self.as_vars().get_all(key)
     }
 }
 
@@ -261,14 +233,13 @@ fn split_field(buf: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// The one strict walk over a vars block, shared by [`Vars`] and [`OwnedVars`].
 ///
-/// Calls `pair((key_offset, key_len), value_offset, value_len)` for each pair and returns
-/// the pair count. Follows `uwsgi_parse_vars`: each pair needs more than 2 bytes left, a
-/// non-zero key length, a key that ends with room for the value length, and a value that
-/// ends inside the block.
-fn validate(
-    block: &[u8],
+/// Calls `pair(key, value)` for each pair and returns the pair count. Follows
+/// `uwsgi_parse_vars`: each pair needs more than 2 bytes left, a non-zero key length, a key
+/// that ends with room for the value length, and a value that ends inside the block.
+pub(crate) fn validate<'b>(
+    block: &'b [u8],
     limits: &Limits,
-    mut pair: impl FnMut((u16, u16), u16, u16),
+    mut pair: impl FnMut(&'b [u8], &'b [u8]) -> Result<(), Error>,
 ) -> Result<usize, Error> {
     if block.len() > usize::from(limits.max_datasize) {
         return Err(Error::DatasizeTooLarge {
@@ -276,43 +247,44 @@ fn validate(
             limit: limits.max_datasize,
         });
     }
-    let end = block.len();
-    let mut pos = 0usize;
+    let mut rest = block;
     let mut count = 0usize;
-    while pos < end {
-        let offset = pos;
-        let left = end - pos;
-        if left <= 2 {
+    while !rest.is_empty() {
+        let offset = block.len() - rest.len();
+        let Some((key_len, after)) = rest.split_first_chunk::<2>().filter(|(_, a)| !a.is_empty())
+        else {
             // 1 or 2 bytes cannot hold a key length and a key.
-            return Err(Error::TrailingBytes { count: left as u8 });
-        }
-        let key_len = usize::from(u16::from_le_bytes([block[pos], block[pos + 1]]));
+            return Err(Error::TrailingBytes {
+                count: rest.len() as u8,
+            });
+        };
+        let key_len = usize::from(u16::from_le_bytes(*key_len));
         if key_len == 0 {
             return Err(Error::EmptyKey { offset });
         }
-        let key = pos + 2;
         // The key must end with at least 2 bytes to spare for the value length.
-        if key + key_len + 2 > end {
+        let Some((key, after)) = after
+            .split_at_checked(key_len)
+            .filter(|(_, a)| a.len() >= 2)
+        else {
             return Err(Error::KeyOverflow { offset });
-        }
-        let value_len_at = key + key_len;
-        let value_len = usize::from(u16::from_le_bytes([
-            block[value_len_at],
-            block[value_len_at + 1],
-        ]));
-        let value = value_len_at + 2;
-        if value + value_len > end {
+        };
+        let Some((value_len, after)) = after.split_first_chunk::<2>() else {
+            return Err(Error::KeyOverflow { offset });
+        };
+        let Some((value, after)) =
+            after.split_at_checked(usize::from(u16::from_le_bytes(*value_len)))
+        else {
             return Err(Error::ValueOverflow { offset });
-        }
+        };
         count += 1;
         if count > limits.max_vars {
             return Err(Error::TooManyVars {
                 limit: limits.max_vars,
             });
         }
-        // Every offset is <= end <= max_datasize <= u16::MAX, so the casts are lossless.
-        pair((key as u16, key_len as u16), value as u16, value_len as u16);
-        pos = value + value_len;
+        pair(key, value)?;
+        rest = after;
     }
     Ok(count)
 }

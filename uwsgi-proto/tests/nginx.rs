@@ -210,7 +210,10 @@ fn read_request(stream: &mut TcpStream) -> Captured {
 
 /// A deliberately plain decoder, written from the protocol description and nothing else,
 /// to check the crate against.
-fn naive_decode(raw: &[u8]) -> (u8, u8, Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>) {
+/// modifier1, modifier2, pairs, bytes after the vars.
+type NaiveDecoded = (u8, u8, Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>);
+
+fn naive_decode(raw: &[u8]) -> NaiveDecoded {
     let size = raw[1] as usize + 256 * raw[2] as usize;
     let block = &raw[4..4 + size];
     let mut pairs = Vec::new();
