@@ -77,9 +77,10 @@ class Server:
             start_new_session=True,
         )
         try:
-            wait_for("127.0.0.1", self.port, None)
             if self.wait_unix:
                 wait_for("", None, self.wait_unix)
+            else:
+                wait_for("127.0.0.1", self.port, None)
         except RuntimeError:
             self.stop()
             raise RuntimeError(f"{self.name} did not start; log:\n{self.log.read_text()[-2000:]}")
@@ -125,7 +126,13 @@ def wrk(url: str, seconds: int, connections: int) -> tuple[float, float, int]:
         text=True,
         timeout=seconds + 30,
     ).stdout
-    return parse_wrk(out)
+    rps, p99, errors = parse_wrk(out)
+    if errors:
+        print(f"  wrk reported {errors} errors against {url}:", flush=True)
+        for line in out.splitlines():
+            if "errors" in line or "Non-2xx" in line:
+                print(f"    {line.strip()}", flush=True)
+    return rps, p99, errors
 
 
 def nginx_uwsgi_front(workdir: Path, sock: str, name: str) -> tuple[Server, int]:
@@ -174,7 +181,7 @@ def scenario_http(venv: Path, workdir: Path) -> list[tuple[str, list[Server], st
     p = free_port()
     servers.append(Server("uwsgi", [str(venv / "bin" / "uwsgi"), "--http-socket", f"127.0.0.1:{p}",
                                     "--wsgi-file", str(APPS / "hello.py"), "--processes", "1",
-                                    "--disable-logging", "--master"], p))
+                                    "--disable-logging", "--master", "--listen", "1024"], p))
     p = free_port()
     servers.append(Server("gunicorn", [str(venv / "bin" / "gunicorn"), "-w", "1", "-b", f"127.0.0.1:{p}",
                                        "--chdir", str(APPS), "hello:application"], p))
@@ -193,7 +200,7 @@ def scenario_nginx_uwsgi(venv: Path, workdir: Path) -> list[tuple[str, list[Serv
     sock = str(workdir / "uwsgi.sock")
     app = Server("uwsgi", [str(venv / "bin" / "uwsgi"), "--socket", sock, "--chmod-socket=666",
                            "--wsgi-file", str(APPS / "hello.py"), "--processes", "1", "--master",
-                           "--disable-logging"], 0, wait_unix=sock)
+                           "--disable-logging", "--listen", "1024"], 0, wait_unix=sock)
     front, port = nginx_uwsgi_front(workdir, sock, "uwsgi")
     out.append(("nginx+uwsgi", [app, front], f"http://127.0.0.1:{port}/"))
     return out
@@ -225,6 +232,8 @@ SCENARIOS = {
 def run_scenario(name: str, venv: Path, rounds: int, seconds: int, connections: int) -> str:
     build, reference, title = SCENARIOS[name]
     workdir = Path(tempfile.mkdtemp(prefix=f"ferrule-load-{name}-"))
+    # nginx's workers run unprivileged and must reach the unix sockets in here.
+    os.chmod(workdir, 0o755)
     contenders = build(venv, workdir)
     results: dict[str, Result] = {label: Result() for label, _, _ in contenders}
     try:
