@@ -1,0 +1,1 @@
+GREETING = b"hello from a wsgi-file"
