@@ -138,7 +138,7 @@ pub enum ServeError {
     Io(#[from] io::Error),
     /// The configuration is inconsistent (for example `threads = 0`).
     #[error("invalid server configuration: {0}")]
-    Config(&'static str),
+    Config(String),
     /// The interpreter has not been initialised (call [`crate::initialize`] first).
     #[error("the Python interpreter is not initialised")]
     NotInitialized,

@@ -106,3 +106,6 @@ pub use worker::{
 };
 
 pub mod runtime;
+
+mod server;
+pub use server::serve;

@@ -128,6 +128,11 @@ fn lock(state: &SharedResponse) -> MutexGuard<'_, ResponseState> {
 }
 
 impl ResponseState {
+    /// The status code sent (or chosen) so far, and the body bytes sent: for the access log.
+    pub(crate) fn summary(&self) -> (u16, u64) {
+        (self.status.as_ref().map_or(0, |(_, code)| *code), self.sent)
+    }
+
     pub(crate) fn new(sink: Box<dyn ResponseSink>, head_request: bool) -> ResponseState {
         ResponseState {
             status: None,

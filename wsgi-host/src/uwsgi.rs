@@ -51,6 +51,39 @@ impl UwsgiListener {
         )?))
     }
 
+    /// Wraps a listening socket bound elsewhere (by the master, or handed over by systemd):
+    /// TCP or unix, by its address family.
+    ///
+    /// # Errors
+    ///
+    /// The OS error when the socket's address cannot be read, or it is neither TCP nor unix.
+    pub fn from_socket(socket: socket2::Socket) -> io::Result<UwsgiListener> {
+        let addr = socket.local_addr()?;
+        if addr.is_unix() {
+            Ok(UwsgiListener::Unix(socket.into()))
+        } else if addr.as_socket().is_some() {
+            Ok(UwsgiListener::Tcp(socket.into()))
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a TCP or unix socket",
+            ))
+        }
+    }
+
+    fn into_async(self) -> io::Result<AsyncListener> {
+        Ok(match self {
+            UwsgiListener::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                AsyncListener::Tcp(tokio::net::TcpListener::from_std(l)?)
+            }
+            UwsgiListener::Unix(l) => {
+                l.set_nonblocking(true)?;
+                AsyncListener::Unix(tokio::net::UnixListener::from_std(l)?)
+            }
+        })
+    }
+
     /// The TCP address, if this is a TCP listener.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match self {
@@ -208,7 +241,7 @@ where
     result
 }
 
-async fn accept_loop<F>(
+pub(crate) async fn accept_loop<F>(
     worker: Arc<Worker>,
     listener: UwsgiListener,
     executor: Executor,
@@ -217,16 +250,7 @@ async fn accept_loop<F>(
 where
     F: Future<Output = ()>,
 {
-    let listener = match listener {
-        UwsgiListener::Tcp(l) => {
-            l.set_nonblocking(true)?;
-            AsyncListener::Tcp(tokio::net::TcpListener::from_std(l)?)
-        }
-        UwsgiListener::Unix(l) => {
-            l.set_nonblocking(true)?;
-            AsyncListener::Unix(tokio::net::UnixListener::from_std(l)?)
-        }
-    };
+    let listener = listener.into_async()?;
     let connections = Arc::new(tokio::sync::Semaphore::new(worker.config().max_connections));
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);

@@ -4,7 +4,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::app::AppTable;
 use crate::environ::{EnvironBuilder, EnvironConfig, EnvironError, EnvironTemplate};
@@ -13,6 +16,7 @@ use crate::file_wrapper::FileWrapper;
 use crate::input::{BodyError, BodySource, InputState, SharedInput, WsgiInput};
 use crate::interpreter::format_traceback;
 use crate::response::{Exchange, Outcome, ResponseHead, ResponseSink, ResponseState, run_app};
+use crate::runtime::watchdog::Harakiri;
 use crate::uwsgi::UwsgiSettings;
 
 /// Largest chunk-framed request body when `limit-post` is 0, in bytes (1 GiB, waitress's
@@ -34,6 +38,9 @@ pub struct ServerConfig {
     pub(crate) drain_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) server_name: String,
+    pub(crate) harakiri: Option<Duration>,
+    pub(crate) max_requests: Option<u64>,
+    pub(crate) access_log: bool,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +57,9 @@ impl Default for ServerConfig {
             drain_timeout: Duration::from_secs(2),
             max_connections: 1024,
             server_name: "localhost".to_owned(),
+            harakiri: None,
+            max_requests: None,
+            access_log: true,
         }
     }
 }
@@ -126,6 +136,30 @@ impl ServerConfig {
         self
     }
 
+    /// Longest a single request may run (uWSGI `harakiri`, seconds there): past it, a
+    /// watchdog thread logs the request's worker and kills the process with SIGKILL, and the
+    /// master starts a new worker. It fires even while the app holds the GIL. Default: none.
+    pub fn harakiri(&mut self, limit: Option<Duration>) -> &mut Self {
+        self.harakiri = limit.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// Recycle the worker after this many requests (uWSGI `max-requests`): it stops
+    /// accepting, finishes what is in flight and [`serve`](crate::serve) returns, so the
+    /// process exits and the master starts a fresh one. Default: none.
+    pub fn max_requests(&mut self, count: Option<u64>) -> &mut Self {
+        self.max_requests = count.filter(|n| *n > 0);
+        self
+    }
+
+    /// Log one line per request (target `access`): remote address, time, request line,
+    /// status, body bytes, referer, user agent (the combined format), then the time taken
+    /// in milliseconds. `false` is uWSGI's `disable-logging`. Default is `true`.
+    pub fn access_log(&mut self, on: bool) -> &mut Self {
+        self.access_log = on;
+        self
+    }
+
     /// Most connections open at once (reading heads or waiting for a thread); further
     /// connections wait in the kernel's accept queue (backpressure). Default is 1024.
     pub fn max_connections(&mut self, count: usize) -> &mut Self {
@@ -148,6 +182,10 @@ pub struct Worker {
     apps: AppTable,
     template: EnvironTemplate,
     config: ServerConfig,
+    harakiri: Option<Harakiri>,
+    served: AtomicU64,
+    /// Set to `true` when `max-requests` is reached: the accept loops stop.
+    recycle: tokio::sync::watch::Sender<bool>,
 }
 
 impl fmt::Debug for Worker {
@@ -175,11 +213,44 @@ impl Worker {
         let file_wrapper = py.get_type::<FileWrapper>();
         let template =
             EnvironTemplate::new(py, &environ, errors.into_any(), file_wrapper.into_any())?;
+        let harakiri = match config.harakiri {
+            Some(limit) => Some(Harakiri::start(limit, config.threads + 1).map_err(|e| {
+                pyo3::exceptions::PyOSError::new_err(format!(
+                    "cannot start the harakiri watchdog: {e}"
+                ))
+            })?),
+            None => None,
+        };
         Ok(Worker {
             apps,
             template,
             config,
+            harakiri,
+            served: AtomicU64::new(0),
+            recycle: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// A receiver that turns `true` once the worker has served `max-requests` requests.
+    pub(crate) fn recycle_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.recycle.subscribe()
+    }
+
+    /// Requests served so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// Counts a finished request and asks the accept loops to stop at `max-requests`.
+    fn count_request(&self) {
+        let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.config.max_requests == Some(served) {
+            tracing::info!(
+                "worker {} served {served} requests (max-requests): recycling",
+                std::process::id()
+            );
+            self.recycle.send_replace(true);
+        }
     }
 
     /// The settings.
@@ -224,6 +295,20 @@ impl Worker {
         sink: Box<dyn ResponseSink>,
         options: RequestOptions,
     ) -> Result<(Outcome, RequestBody), RequestError> {
+        let _harakiri = self.harakiri.as_ref().map(Harakiri::begin_current);
+        let result = self.run_request_inner(py, fill, body, sink, options);
+        self.count_request();
+        result
+    }
+
+    fn run_request_inner<'py, 'a>(
+        &self,
+        py: Python<'py>,
+        fill: impl FnOnce(&mut EnvironBuilder<'py, '_, 'a>) -> PyResult<()>,
+        body: Box<dyn BodySource>,
+        sink: Box<dyn ResponseSink>,
+        options: RequestOptions,
+    ) -> Result<(Outcome, RequestBody), RequestError> {
         let input: SharedInput = Arc::new(Mutex::new(InputState::new(body)));
         let exchange = Exchange {
             response: Arc::new(Mutex::new(ResponseState::new(sink, options.head))),
@@ -235,8 +320,16 @@ impl Worker {
             fill(&mut builder)?;
             builder.finish(&self.apps, input_obj.as_any())
         })();
+        let started = self.config.access_log.then(std::time::Instant::now);
         let outcome = match prepared {
-            Ok((environ, app)) => run_app(py, app.callable().bind(py), &environ, &exchange),
+            Ok((environ, app)) => {
+                let outcome = run_app(py, app.callable().bind(py), &environ, &exchange);
+                if let Some(started) = started {
+                    let (status, sent) = lock_response(&exchange.response).summary();
+                    access_log(&environ, status, sent, started.elapsed());
+                }
+                outcome
+            }
             Err(EnvironError::NoApp) => {
                 tracing::warn!("no application mounted for this path; answering 404");
                 send_plain(&exchange, "404 Not Found", options.head)
@@ -361,4 +454,50 @@ fn send_plain(exchange: &Exchange, status: &str, head_request: bool) -> Outcome 
         Ok(()) => Outcome::Complete,
         Err(_) => Outcome::ClientGone,
     }
+}
+
+fn lock_response(
+    state: &crate::response::SharedResponse,
+) -> std::sync::MutexGuard<'_, ResponseState> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One access-log line in the combined format plus the time taken:
+/// `127.0.0.1 - - [21/Nov/2026:05:56:00 +0000] "GET / HTTP/1.1" 200 13 "-" "curl/8.0" 0.412ms`.
+fn access_log(environ: &Bound<'_, PyDict>, status: u16, sent: u64, took: Duration) {
+    let get = |key: &str| -> String {
+        environ
+            .get_item(key)
+            .ok()
+            .flatten()
+            .and_then(|v| v.extract::<String>().ok())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    let uri = match get("REQUEST_URI") {
+        u if u != "-" => u,
+        _ => get("PATH_INFO"),
+    };
+    tracing::info!(
+        target: "access",
+        "{} - - [{}] \"{} {} {}\" {status} {sent} \"{}\" \"{}\" {:.3}ms",
+        get("REMOTE_ADDR"),
+        clf_time(),
+        get("REQUEST_METHOD"),
+        uri.escape_debug(),
+        get("SERVER_PROTOCOL"),
+        get("HTTP_REFERER").escape_debug(),
+        get("HTTP_USER_AGENT").escape_debug(),
+        took.as_secs_f64() * 1000.0,
+    );
+}
+
+/// `21/Nov/2026:05:56:00 +0000` (the common log format's time, in UTC).
+fn clf_time() -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(FORMAT)
+        .unwrap_or_else(|_| "-".to_owned())
 }

@@ -135,7 +135,10 @@ impl WorkerHandoff {
         if let Some(mut pipe) = self.ready.take() {
             let line = format!("{} {}\n", self.index, std::process::id());
             if let Err(e) = pipe.write_all(line.as_bytes()) {
-                tracing::warn!("worker {}: cannot tell the master it is ready: {e}", self.index);
+                tracing::warn!(
+                    "worker {}: cannot tell the master it is ready: {e}",
+                    self.index
+                );
             }
         }
     }

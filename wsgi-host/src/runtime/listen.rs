@@ -287,9 +287,10 @@ fn same_address(socket: &Socket, addr: &ListenAddr) -> bool {
 }
 
 fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
-    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address")
-    })
+    (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address"))
 }
 
 fn remove_stale_socket(path: &Path, addr: &ListenAddr) -> Result<(), ListenError> {
@@ -382,7 +383,8 @@ mod tests {
     use super::*;
 
     fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("ferrule-listen-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("ferrule-listen-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -415,7 +417,10 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
         // Someone is listening: refused, and the file is left alone.
-        assert!(matches!(bind(&spec, &options), Err(ListenError::InUse { .. })));
+        assert!(matches!(
+            bind(&spec, &options),
+            Err(ListenError::InUse { .. })
+        ));
         drop(first);
         // Nobody listens any more: the stale file is replaced.
         let again = bind(&spec, &options).unwrap();
@@ -427,7 +432,10 @@ mod tests {
             protocol: Protocol::Uwsgi,
             addr: ListenAddr::Unix(file.clone()),
         };
-        assert!(matches!(bind(&spec, &options), Err(ListenError::NotASocket { .. })));
+        assert!(matches!(
+            bind(&spec, &options),
+            Err(ListenError::NotASocket { .. })
+        ));
         assert!(file.exists());
     }
 
@@ -444,7 +452,13 @@ mod tests {
             &SocketOptions::default(),
         )
         .unwrap();
-        let port = inherited.socket.local_addr().unwrap().as_socket().unwrap().port();
+        let port = inherited
+            .socket
+            .local_addr()
+            .unwrap()
+            .as_socket()
+            .unwrap()
+            .port();
         let specs = [ListenSpec {
             protocol: Protocol::Http,
             addr: ListenAddr::Tcp {
@@ -453,8 +467,13 @@ mod tests {
             },
         }];
         // Binding the same port again would fail: it must reuse the inherited socket.
-        let out = bind_all(&specs, &SocketOptions::default(), vec![inherited.socket], Protocol::Uwsgi)
-            .unwrap();
+        let out = bind_all(
+            &specs,
+            &SocketOptions::default(),
+            vec![inherited.socket],
+            Protocol::Uwsgi,
+        )
+        .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].protocol, Protocol::Http);
         assert!(out[0].created_path.is_none());
@@ -462,9 +481,20 @@ mod tests {
 
     #[test]
     fn owners() {
-        assert_eq!(parse_owner("0:0").unwrap(), (Some(Uid::from_raw(0)), Some(Gid::from_raw(0))));
+        assert_eq!(
+            parse_owner("0:0").unwrap(),
+            (Some(Uid::from_raw(0)), Some(Gid::from_raw(0)))
+        );
         assert_eq!(parse_owner("root").unwrap(), (Some(Uid::from_raw(0)), None));
-        assert!(parse_owner("no-such-user-ferrule").unwrap_err().contains("no user named"));
-        assert!(parse_owner("root:no-such-group-ferrule").unwrap_err().contains("no group"));
+        assert!(
+            parse_owner("no-such-user-ferrule")
+                .unwrap_err()
+                .contains("no user named")
+        );
+        assert!(
+            parse_owner("root:no-such-group-ferrule")
+                .unwrap_err()
+                .contains("no group")
+        );
     }
 }

@@ -32,7 +32,9 @@ use nix::unistd::Pid;
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::handoff::{ENV_FDS, ENV_MASTER_PID, ENV_READY_FD, ENV_WORKER, export_listeners, set_cloexec};
+use super::handoff::{
+    ENV_FDS, ENV_MASTER_PID, ENV_READY_FD, ENV_WORKER, export_listeners, set_cloexec,
+};
 use super::listen::BoundListener;
 
 /// Exit status a worker uses when its app cannot be loaded. The master then gives up (at
@@ -87,7 +89,9 @@ pub enum MasterError {
         source: io::Error,
     },
     /// The first workers could not load the app; nothing would ever serve.
-    #[error("the app could not be loaded (worker {index} exited with status {EXIT_LOAD_FAILED}); see its error above")]
+    #[error(
+        "the app could not be loaded (worker {index} exited with status {EXIT_LOAD_FAILED}); see its error above"
+    )]
     AppLoadFailed {
         /// The worker that reported it.
         index: usize,
@@ -98,7 +102,9 @@ pub enum MasterError {
 enum SlotState {
     Running,
     /// Sent SIGTERM (reload or stop); killed at the deadline.
-    Leaving { deadline: Instant },
+    Leaving {
+        deadline: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -166,8 +172,8 @@ impl<'c, F: FnMut() -> Command> Master<'c, F> {
         command: F,
     ) -> Result<Master<'c, F>, MasterError> {
         let fds = export_listeners(listeners).map_err(MasterError::Setup)?;
-        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
-            .map_err(|e| MasterError::Setup(e.into()))?;
+        let (read, write) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| MasterError::Setup(e.into()))?;
         set_cloexec(&write, false).map_err(MasterError::Setup)?;
         let flags = OFlag::from_bits_truncate(
             fcntl(&read, nix::fcntl::F_GETFL).map_err(|e| MasterError::Setup(e.into()))?,
@@ -282,7 +288,11 @@ impl<'c, F: FnMut() -> Command> Master<'c, F> {
     }
 
     fn reload(&mut self) {
-        if self.slots.iter().any(|s| s.generation == self.generation && !s.ready) {
+        if self
+            .slots
+            .iter()
+            .any(|s| s.generation == self.generation && !s.ready)
+        {
             tracing::warn!("SIGHUP: a reload is already in progress; ignored");
             return;
         }
@@ -350,7 +360,10 @@ impl<'c, F: FnMut() -> Command> Master<'c, F> {
         while let Some(end) = self.partial_line.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial_line.drain(..=end).collect();
             let text = String::from_utf8_lossy(&line);
-            let pid = text.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+            let pid = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u32>().ok());
             if let Some(pid) = pid {
                 self.on_ready(pid);
             }
@@ -371,11 +384,9 @@ impl<'c, F: FnMut() -> Command> Master<'c, F> {
         }
         // A new worker is serving: retire the older worker with the same index.
         let deadline = Instant::now() + self.config.graceful_timeout;
-        for old in self
-            .slots
-            .iter_mut()
-            .filter(|s| s.index == index && s.generation < generation && s.state == SlotState::Running)
-        {
+        for old in self.slots.iter_mut().filter(|s| {
+            s.index == index && s.generation < generation && s.state == SlotState::Running
+        }) {
             tracing::info!("retiring worker {} (pid {})", old.index, old.child.id());
             signal_child(&old.child, Signal::SIGTERM);
             old.state = SlotState::Leaving { deadline };
@@ -407,10 +418,18 @@ impl<'c, F: FnMut() -> Command> Master<'c, F> {
         let pid = slot.child.id();
         let leaving = matches!(slot.state, SlotState::Leaving { .. });
         if leaving {
-            tracing::info!("worker {} (pid {pid}) exited: {}", slot.index, describe(status));
+            tracing::info!(
+                "worker {} (pid {pid}) exited: {}",
+                slot.index,
+                describe(status)
+            );
             return Ok(());
         }
-        tracing::warn!("worker {} (pid {pid}) died: {}", slot.index, describe(status));
+        tracing::warn!(
+            "worker {} (pid {pid}) died: {}",
+            slot.index,
+            describe(status)
+        );
         let load_failed = !slot.ready && status.code() == Some(EXIT_LOAD_FAILED);
         if load_failed {
             if self.served_generation.is_none() {
@@ -421,7 +440,9 @@ impl<'c, F: FnMut() -> Command> Master<'c, F> {
                 return Ok(());
             }
             if slot.generation == self.generation {
-                tracing::error!("reload failed: the new app does not load; keeping the running workers");
+                tracing::error!(
+                    "reload failed: the new app does not load; keeping the running workers"
+                );
                 self.cancel_reload();
                 return Ok(());
             }

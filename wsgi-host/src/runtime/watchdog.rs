@@ -5,7 +5,7 @@
 //! holds the GIL in a loop. A request costs two atomic stores.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -42,13 +42,13 @@ impl Drop for RequestGuard<'_> {
 
 impl Harakiri {
     /// Starts the watchdog thread for `slots` concurrent requests (the worker's thread
-    /// count). A request running longer than `limit` kills this process with SIGKILL after
+    /// count; threads past it share slots). A request running longer than `limit` kills this process with SIGKILL after
     /// a log line naming the worker and the time; the master logs the death and respawns.
     ///
     /// # Errors
     ///
     /// The I/O error if the thread cannot be started.
-    pub fn start(limit: Duration, slots: usize, worker: usize) -> std::io::Result<Harakiri> {
+    pub fn start(limit: Duration, slots: usize) -> std::io::Result<Harakiri> {
         let shared = Arc::new(Shared {
             epoch: Instant::now(),
             started: (0..slots.max(1)).map(|_| AtomicU64::new(0)).collect(),
@@ -65,7 +65,7 @@ impl Harakiri {
                         let began = started.load(Ordering::Relaxed);
                         if began != 0 && now.saturating_sub(began - 1) > limit_ms {
                             tracing::error!(
-                                "HARAKIRI: worker {worker} (pid {}) request on thread slot {slot} ran for more than {}s; killing the worker",
+                                "HARAKIRI: worker pid {}: a request on thread slot {slot} ran for more than {}s; killing the worker",
                                 std::process::id(),
                                 limit.as_secs_f64()
                             );
@@ -82,6 +82,24 @@ impl Harakiri {
         let slot = &self.shared.started[slot % self.shared.started.len()];
         slot.store(millis(self.shared.epoch) + 1, Ordering::Relaxed);
         RequestGuard { slot }
+    }
+
+    /// Marks the start of a request on the calling thread's slot (each thread that runs
+    /// requests gets its own slot the first time it calls this).
+    pub fn begin_current(&self) -> RequestGuard<'_> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static SLOT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+        }
+        let slot = SLOT.with(|s| match s.get() {
+            Some(slot) => slot,
+            None => {
+                let slot = NEXT.fetch_add(1, Ordering::Relaxed);
+                s.set(Some(slot));
+                slot
+            }
+        });
+        self.begin(slot)
     }
 }
 

@@ -1,0 +1,4 @@
+//! `ferrule`: the WSGI application server. See `ferrule --help`.
+fn main() -> std::process::ExitCode {
+    ferrule::app_server::main()
+}

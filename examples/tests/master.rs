@@ -1,0 +1,265 @@
+//! The master process and the bundled ini files: respawn after kill -9, graceful reload
+//! under load, graceful stop during a long request, vacuum, harakiri, max-requests.
+
+mod support;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{Addr, TempDir, children, ferrule, free_port, parse_response, raw_http};
+
+/// One request over a uwsgi TCP socket, as nginx would send it; `None` when the
+/// connection closes without a response.
+fn get(port: u16, target: &str) -> Option<(u16, String)> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut packet = bytes::BytesMut::new();
+    uwsgi_proto::encode_request(
+        uwsgi_proto::Modifier1::WSGI,
+        0,
+        &[
+            ("REQUEST_METHOD", "GET"),
+            ("REQUEST_URI", target),
+            ("PATH_INFO", path),
+            ("QUERY_STRING", query),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("REMOTE_ADDR", "127.0.0.1"),
+        ],
+        &mut packet,
+    )
+    .unwrap();
+    let raw = raw_http(port, &packet);
+    if raw.is_empty() {
+        return None;
+    }
+    let r = parse_response(&raw);
+    Some((r.status, r.text()))
+}
+
+fn hello_master(dir: &TempDir, extra: &[&str]) -> (support::Proc, u16) {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let app = support::apps().join("hello.py");
+    let mut args = vec![
+        "--socket",
+        addr.as_str(),
+        "--wsgi-file",
+        app.to_str().unwrap(),
+        "--master",
+        "--processes",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    let proc = ferrule(dir, &args, Addr::Tcp(port));
+    (proc, port)
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn killed_worker_is_replaced_and_requests_keep_succeeding() {
+    let dir = TempDir::new("kill9");
+    let (master, port) = hello_master(&dir, &[]);
+    wait_until("two workers", Duration::from_secs(10), || {
+        children(master.pid()).len() == 2
+    });
+    let before = children(master.pid());
+    let victim = before[0];
+    Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    let mut failures = 0;
+    let mut replaced_after = None;
+    while start.elapsed() < Duration::from_secs(3) {
+        match get(port, "/") {
+            Some((200, body)) if body == "Hello, World!" => {}
+            other => {
+                failures += 1;
+                eprintln!("request failed: {other:?}");
+            }
+        }
+        let now = children(master.pid());
+        if replaced_after.is_none() && now.len() == 2 && !now.contains(&victim) {
+            replaced_after = Some(start.elapsed());
+        }
+    }
+    assert_eq!(failures, 0, "requests failed after kill -9 of a worker");
+    let replaced = replaced_after.expect("a new worker appeared");
+    assert!(
+        replaced < Duration::from_secs(1),
+        "respawn took {replaced:?}"
+    );
+    assert!(
+        master
+            .log_text()
+            .contains(&format!("pid {victim}) died: killed by SIGKILL"))
+    );
+}
+
+#[test]
+fn sighup_reloads_without_failing_a_request() {
+    let dir = TempDir::new("hup");
+    let (master, port) = hello_master(&dir, &[]);
+    wait_until("two workers", Duration::from_secs(10), || {
+        children(master.pid()).len() == 2
+    });
+    let before = children(master.pid());
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match get(port, "/") {
+                        Some((200, _)) => ok.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    master.signal("HUP");
+    wait_until("the reload", Duration::from_secs(15), || {
+        let now = children(master.pid());
+        now.len() == 2 && now.iter().all(|p| !before.contains(p))
+    });
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.join().unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "failed requests during SIGHUP reload"
+    );
+    assert!(ok.load(Ordering::Relaxed) > 50, "the load generator ran");
+}
+
+#[test]
+fn sigterm_lets_a_long_request_finish() {
+    let dir = TempDir::new("term");
+    let (mut master, port) = hello_master(&dir, &[]);
+    let request = thread::spawn(move || get(port, "/sleep?ms=2000"));
+    thread::sleep(Duration::from_millis(400));
+    master.signal("TERM");
+    let response = request.join().unwrap();
+    assert_eq!(
+        response,
+        Some((200, "slept".to_string())),
+        "the in-flight request completed"
+    );
+    let status = master
+        .wait_exit(Duration::from_secs(10))
+        .expect("master exits after SIGTERM");
+    assert!(status.success(), "master exit status {status}");
+    // New connections are refused once it is gone.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn harakiri_kills_a_stuck_worker_and_it_is_replaced() {
+    let dir = TempDir::new("harakiri");
+    let (master, port) = hello_master(&dir, &["--harakiri", "1"]);
+    wait_until("two workers", Duration::from_secs(10), || {
+        children(master.pid()).len() == 2
+    });
+    let before = children(master.pid());
+    // The stuck request gets no response: its worker is killed.
+    let stuck = get(port, "/sleep?ms=5000");
+    assert!(stuck.is_none(), "a request past harakiri got {stuck:?}");
+    wait_until("a replacement worker", Duration::from_secs(5), || {
+        let now = children(master.pid());
+        now.len() == 2 && now != before
+    });
+    assert_eq!(get(port, "/"), Some((200, "Hello, World!".to_string())));
+    assert!(
+        master.log_text().contains("HARAKIRI"),
+        "{}",
+        master.log_text()
+    );
+}
+
+#[test]
+fn max_requests_recycles_workers() {
+    let dir = TempDir::new("maxreq");
+    let (master, port) = hello_master(&dir, &["--max-requests", "5", "--processes", "1"]);
+    wait_until("one worker", Duration::from_secs(10), || {
+        children(master.pid()).len() == 1
+    });
+    let first = children(master.pid());
+    for _ in 0..12 {
+        assert_eq!(get(port, "/"), Some((200, "Hello, World!".to_string())));
+    }
+    wait_until("a recycled worker", Duration::from_secs(5), || {
+        let now = children(master.pid());
+        now.len() == 1 && now != first
+    });
+}
+
+#[test]
+fn bundled_ini_files_start_serve_and_vacuum() {
+    let apps = support::apps();
+    // hello.ini: unix uwsgi socket next to the file, chmod 660, vacuum.
+    let dir = TempDir::new("ini-hello");
+    let sock = apps.join("hello.sock");
+    let mut hello = ferrule(
+        &dir,
+        &[apps.join("hello.ini").to_str().unwrap()],
+        Addr::Unix(sock.clone()),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o660
+    );
+    // uWSGI's router runs as this user (root in CI), which a 660 socket admits.
+    let (router, port) = support::uwsgi_router(&dir, sock.to_str().unwrap(), &[]);
+    let r = support::curl(port, "/", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, World!"));
+    drop(router);
+    hello.signal("TERM");
+    assert!(
+        hello
+            .wait_exit(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
+    );
+    assert!(!sock.exists(), "vacuum removed the socket on SIGTERM");
+
+    // mysimplewsgi.ini: the Flask app on a unix socket (664).
+    let dir = TempDir::new("ini-simple");
+    let sock = apps.join("myapp.sock");
+    let mut simple = ferrule(
+        &dir,
+        &[apps.join("mysimplewsgi.ini").to_str().unwrap()],
+        Addr::Unix(sock.clone()),
+    );
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o664
+    );
+    let (router, port) = support::uwsgi_router(&dir, sock.to_str().unwrap(), &[]);
+    let r = support::curl(port, "/", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello from Flask"));
+    drop(router);
+    simple.signal("TERM");
+    assert!(
+        simple
+            .wait_exit(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
+    );
+    assert!(!sock.exists(), "vacuum removed the socket on SIGTERM");
+}
