@@ -12,12 +12,13 @@ use pyo3::prelude::*;
 use uwsgi_proto::{RequestDecoder, RequestHead};
 
 use crate::input::BodySource;
-use crate::uwsgi::{StdStream, handle_request};
+use crate::uwsgi::{Conn, handle_request};
 use crate::worker::Worker;
 
 /// One decoded request head plus its connection, ready for the app.
 pub(crate) struct Job {
-    pub(crate) stream: StdStream,
+    /// The connection (non-blocking; waits with the socket timeout).
+    pub(crate) conn: Conn,
     /// Bytes read past the head (the start of the body).
     pub(crate) buf: BytesMut,
     /// The decoder, positioned at the start of the body.

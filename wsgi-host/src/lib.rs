@@ -83,6 +83,8 @@ pub use errors::ErrorStream;
 
 mod executor;
 
+mod fdio;
+
 mod file_wrapper;
 pub use file_wrapper::FileWrapper;
 

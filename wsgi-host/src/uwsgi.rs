@@ -3,15 +3,18 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Write as _};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use pyo3::prelude::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::unix::AsyncFd;
 use uwsgi_proto::{BodyKind, Frame, Modifier1, RequestDecoder};
 
 use crate::ServeError;
@@ -71,16 +74,15 @@ impl UwsgiListener {
         }
     }
 
-    fn into_async(self) -> io::Result<AsyncListener> {
-        Ok(match self {
-            UwsgiListener::Tcp(l) => {
-                l.set_nonblocking(true)?;
-                AsyncListener::Tcp(tokio::net::TcpListener::from_std(l)?)
-            }
-            UwsgiListener::Unix(l) => {
-                l.set_nonblocking(true)?;
-                AsyncListener::Unix(tokio::net::UnixListener::from_std(l)?)
-            }
+    fn into_acceptor(self) -> io::Result<Acceptor> {
+        let (socket, unix) = match self {
+            UwsgiListener::Tcp(l) => (socket2::Socket::from(std::os::fd::OwnedFd::from(l)), false),
+            UwsgiListener::Unix(l) => (socket2::Socket::from(std::os::fd::OwnedFd::from(l)), true),
+        };
+        socket.set_nonblocking(true)?;
+        Ok(Acceptor {
+            fd: crate::fdio::register(socket)?,
+            unix,
         })
     }
 
@@ -93,38 +95,112 @@ impl UwsgiListener {
     }
 }
 
-enum AsyncListener {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener),
+/// A listening socket watched by the runtime. Connections are accepted with `accept4`
+/// (non-blocking, close-on-exec) and are registered with the runtime only if they make the
+/// worker wait: a request that arrives whole (nginx writes header, vars and a small body at
+/// once) costs accept, read, write and close, nothing else.
+struct Acceptor {
+    fd: AsyncFd<socket2::Socket>,
+    unix: bool,
 }
 
-enum AsyncStream {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
+impl Acceptor {
+    async fn accept(&self) -> io::Result<(StdStream, String)> {
+        loop {
+            let mut ready = self.fd.readable().await?;
+            let flags = nix::libc::SOCK_NONBLOCK | nix::libc::SOCK_CLOEXEC;
+            match ready.try_io(|fd| fd.get_ref().accept4(flags)) {
+                Ok(Ok((socket, addr))) => {
+                    return Ok(if self.unix {
+                        (StdStream::Unix(socket.into()), "unix".to_owned())
+                    } else {
+                        let _ = socket.set_tcp_nodelay(true);
+                        let peer = addr
+                            .as_socket()
+                            .map_or_else(|| "tcp".to_owned(), |a| a.to_string());
+                        (StdStream::Tcp(socket.into()), peer)
+                    });
+                }
+                Ok(Err(err)) => return Err(err),
+                Err(_would_block) => continue,
+            }
+        }
+    }
 }
 
-impl AsyncStream {
-    async fn read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        match self {
-            AsyncStream::Tcp(s) => s.read_buf(buf).await,
-            AsyncStream::Unix(s) => s.read_buf(buf).await,
-        }
-    }
+/// A connection shared by the body reader, the response writer and the drain. The socket
+/// stays non-blocking; a read or write that would block waits in `poll(2)` for at most
+/// the socket timeout, so the common case costs no extra system call (no `dup`, no
+/// `SO_RCVTIMEO`, no switch to blocking mode).
+#[derive(Debug)]
+pub(crate) struct Conn {
+    stream: StdStream,
+    /// Current timeout of one wait, in milliseconds.
+    timeout_ms: AtomicU64,
+}
 
-    async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        match self {
-            AsyncStream::Tcp(s) => s.write_all(data).await,
-            AsyncStream::Unix(s) => s.write_all(data).await,
-        }
-    }
-
-    fn into_std(self) -> io::Result<StdStream> {
-        let stream = match self {
-            AsyncStream::Tcp(s) => StdStream::Tcp(s.into_std()?),
-            AsyncStream::Unix(s) => StdStream::Unix(s.into_std()?),
+impl Conn {
+    fn new(stream: StdStream, timeout: Duration) -> Conn {
+        let conn = Conn {
+            stream,
+            timeout_ms: AtomicU64::new(0),
         };
-        stream.set_nonblocking(false)?;
-        Ok(stream)
+        conn.set_timeout(timeout);
+        conn
+    }
+
+    fn set_timeout(&self, timeout: Duration) {
+        let ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.timeout_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Waits until the socket is readable (`POLLIN`) or writable (`POLLOUT`).
+    fn wait(&self, events: PollFlags) -> io::Result<()> {
+        let ms = self.timeout_ms.load(Ordering::Relaxed);
+        let timeout =
+            PollTimeout::try_from(ms.min(i32::MAX as u64) as i32).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(self.stream.as_fd(), events)];
+        loop {
+            match poll(&mut fds, timeout) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::TimedOut, "socket timeout")),
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.read_now(buf) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait(PollFlags::POLLIN)?
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            match self.stream.write_now(data) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => data = &data[n..],
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait(PollFlags::POLLOUT)?
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        self.stream.shutdown(how);
     }
 }
 
@@ -136,34 +212,6 @@ pub(crate) enum StdStream {
 }
 
 impl StdStream {
-    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        match self {
-            StdStream::Tcp(s) => s.set_nonblocking(on),
-            StdStream::Unix(s) => s.set_nonblocking(on),
-        }
-    }
-
-    fn try_clone(&self) -> io::Result<StdStream> {
-        Ok(match self {
-            StdStream::Tcp(s) => StdStream::Tcp(s.try_clone()?),
-            StdStream::Unix(s) => StdStream::Unix(s.try_clone()?),
-        })
-    }
-
-    fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
-        let timeout = Some(timeout.max(Duration::from_millis(1)));
-        match self {
-            StdStream::Tcp(s) => {
-                s.set_read_timeout(timeout)?;
-                s.set_write_timeout(timeout)
-            }
-            StdStream::Unix(s) => {
-                s.set_read_timeout(timeout)?;
-                s.set_write_timeout(timeout)
-            }
-        }
-    }
-
     fn shutdown(&self, how: Shutdown) {
         let _ = match self {
             StdStream::Tcp(s) => s.shutdown(how),
@@ -171,18 +219,42 @@ impl StdStream {
         };
     }
 
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            StdStream::Tcp(s) => s.read(buf),
-            StdStream::Unix(s) => s.read(buf),
+            StdStream::Tcp(s) => Read::read(&mut &*s, buf),
+            StdStream::Unix(s) => Read::read(&mut &*s, buf),
         }
     }
 
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            StdStream::Tcp(s) => s.write_all(buf),
-            StdStream::Unix(s) => s.write_all(buf),
+            StdStream::Tcp(s) => io::Write::write(&mut &*s, buf),
+            StdStream::Unix(s) => io::Write::write(&mut &*s, buf),
         }
+    }
+
+    /// One non-blocking read appended to `buf`; `WouldBlock` when nothing is there.
+    fn read_some(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        let start = buf.len();
+        buf.resize(start + 8 * 1024, 0);
+        let result = self.read_now(&mut buf[start..]);
+        buf.truncate(start + *result.as_ref().unwrap_or(&0));
+        result
+    }
+}
+
+impl AsFd for StdStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            StdStream::Tcp(s) => s.as_fd(),
+            StdStream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+impl AsRawFd for StdStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
     }
 }
 
@@ -250,7 +322,7 @@ pub(crate) async fn accept_loop<F>(
 where
     F: Future<Output = ()>,
 {
-    let listener = listener.into_async()?;
+    let listener = listener.into_acceptor()?;
     let connections = Arc::new(tokio::sync::Semaphore::new(worker.config().max_connections));
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -264,7 +336,7 @@ where
         };
         let accepted = tokio::select! {
             () = &mut shutdown => break,
-            accepted = accept(&listener) => accepted,
+            accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -289,41 +361,54 @@ where
     Ok(())
 }
 
-async fn accept(listener: &AsyncListener) -> io::Result<(AsyncStream, String)> {
-    match listener {
-        AsyncListener::Tcp(l) => {
-            let (s, addr) = l.accept().await?;
-            let _ = s.set_nodelay(true);
-            Ok((AsyncStream::Tcp(s), addr.to_string()))
-        }
-        AsyncListener::Unix(l) => {
-            let (s, _) = l.accept().await?;
-            Ok((AsyncStream::Unix(s), "unix".to_owned()))
-        }
-    }
-}
-
 enum HeadRead {
-    Frame(Frame),
+    Frame(StdStream, Frame),
     Closed,
 }
 
+/// Reads until the decoder has a head: first with what is already there (no waiting, no
+/// registration with the runtime), then, only if the client is slow, by waiting on the
+/// runtime for readability.
 async fn read_head(
-    stream: &mut AsyncStream,
+    stream: StdStream,
     buf: &mut BytesMut,
     decoder: &mut RequestDecoder,
 ) -> Result<HeadRead, HeadError> {
+    let mut direct = Some(stream);
+    let mut registered: Option<AsyncFd<StdStream>> = None;
     loop {
         if let Some(frame) = decoder.decode(buf).map_err(HeadError::Protocol)? {
-            return Ok(HeadRead::Frame(frame));
-        }
-        let n = stream.read_buf(buf).await.map_err(HeadError::Io)?;
-        if n == 0 {
-            return if buf.is_empty() {
-                Ok(HeadRead::Closed)
-            } else {
-                Err(HeadError::Protocol(uwsgi_proto::Error::UnexpectedEof))
+            let stream = match (direct, registered) {
+                (Some(stream), _) => stream,
+                (None, Some(fd)) => fd.into_inner(),
+                (None, None) => unreachable!("invariant: the stream is direct or registered"),
             };
+            return Ok(HeadRead::Frame(stream, frame));
+        }
+        let read = match (&direct, &registered) {
+            (Some(stream), _) => stream.read_some(buf),
+            (None, Some(fd)) => {
+                let mut ready = fd.readable().await.map_err(HeadError::Io)?;
+                match ready.try_io(|fd| fd.get_ref().read_some(buf)) {
+                    Ok(read) => read,
+                    Err(_would_block) => continue,
+                }
+            }
+            (None, None) => unreachable!("invariant: the stream is direct or registered"),
+        };
+        match read {
+            Ok(0) if buf.is_empty() => return Ok(HeadRead::Closed),
+            Ok(0) => return Err(HeadError::Protocol(uwsgi_proto::Error::UnexpectedEof)),
+            Ok(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                // The client is slow: wait on the runtime from now on.
+                let stream = direct
+                    .take()
+                    .expect("invariant: only a direct read can block here");
+                registered = Some(crate::fdio::register(stream).map_err(HeadError::Io)?);
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(HeadError::Io(err)),
         }
     }
 }
@@ -333,21 +418,16 @@ enum HeadError {
     Io(io::Error),
 }
 
-async fn connection(
-    mut stream: AsyncStream,
-    peer: String,
-    worker: Arc<Worker>,
-    executor: Executor,
-) {
+async fn connection(stream: StdStream, peer: String, worker: Arc<Worker>, executor: Executor) {
     let settings = worker.uwsgi_settings();
     let mut buf = BytesMut::with_capacity(4096);
     let mut decoder = RequestDecoder::with_limits(settings.limits);
     let read = tokio::time::timeout(
         settings.socket_timeout,
-        read_head(&mut stream, &mut buf, &mut decoder),
+        read_head(stream, &mut buf, &mut decoder),
     )
     .await;
-    let frame = match read {
+    let (stream, frame) = match read {
         Err(_) => {
             tracing::warn!(%peer, "uwsgi: no complete request head within {:?}; closing", settings.socket_timeout);
             return;
@@ -356,7 +436,7 @@ async fn connection(
             tracing::debug!(%peer, "uwsgi: connection closed before a request");
             return;
         }
-        Ok(Ok(HeadRead::Frame(frame))) => frame,
+        Ok(Ok(HeadRead::Frame(stream, frame))) => (stream, frame),
         Ok(Err(HeadError::Io(err))) => {
             tracing::info!(%peer, "uwsgi: read error before the request head: {err}");
             return;
@@ -380,7 +460,7 @@ async fn connection(
             let mut pong = BytesMut::new();
             // An empty warning always fits.
             if uwsgi_proto::encode_pong(b"", &mut pong).is_ok() {
-                let _ = stream.write_all(&pong).await;
+                let _ = Conn::new(stream, settings.socket_timeout).write_all(&pong);
             }
             tracing::debug!(%peer, "uwsgi: ping answered");
             return;
@@ -409,27 +489,27 @@ async fn connection(
     }
     // post-buffering: read the whole body here, asynchronously, so a slow upload holds
     // neither a Python thread nor (with threads = 1) the worker's only thread.
-    let body = if settings.post_buffering > 0 && head.body != BodyKind::Empty {
+    let (stream, body) = if settings.post_buffering > 0 && head.body != BodyKind::Empty {
         let chunked = head.body == BodyKind::Chunked;
-        match spool_body(&mut stream, &mut buf, &mut decoder, &settings, chunked).await {
-            Ok(body) => Some(body),
+        let fd = match crate::fdio::register(stream) {
+            Ok(fd) => fd,
+            Err(err) => {
+                tracing::error!(%peer, "uwsgi: cannot wait for the request body: {err}");
+                return;
+            }
+        };
+        match spool_body(&fd, &mut buf, &mut decoder, &settings, chunked).await {
+            Ok(body) => (fd.into_inner(), Some(body)),
             Err(err) => {
                 tracing::warn!(%peer, "uwsgi: reading the request body failed: {err}; closing");
                 return;
             }
         }
     } else {
-        None
-    };
-    let std_stream = match stream.into_std() {
-        Ok(s) => s,
-        Err(err) => {
-            tracing::error!(%peer, "uwsgi: cannot hand the connection to the app: {err}");
-            return;
-        }
+        (stream, None)
     };
     let job = Job {
-        stream: std_stream,
+        conn: Conn::new(stream, settings.socket_timeout),
         buf,
         decoder,
         head,
@@ -442,7 +522,7 @@ async fn connection(
 /// Runs one request on the current (attached) thread. Called by the executor.
 pub(crate) fn handle_request(py: Python<'_>, worker: &Worker, job: Job) {
     let Job {
-        stream,
+        conn,
         buf,
         decoder,
         head,
@@ -450,24 +530,12 @@ pub(crate) fn handle_request(py: Python<'_>, worker: &Worker, job: Job) {
         peer,
     } = job;
     let settings = worker.uwsgi_settings();
-    if let Err(err) = stream.set_timeouts(settings.socket_timeout) {
-        tracing::warn!(%peer, "uwsgi: cannot set socket timeouts: {err}");
-    }
-    let clones = stream
-        .try_clone()
-        .and_then(|writer| Ok((writer.try_clone()?, writer)));
-    let (control, writer) = match clones {
-        Ok(pair) => pair,
-        Err(err) => {
-            tracing::error!(%peer, "uwsgi: cannot duplicate the connection: {err}");
-            return;
-        }
-    };
+    let conn = Arc::new(conn);
     let source: Box<dyn BodySource> = match (body, head.body) {
         (Some(buffered), _) => buffered,
         (None, BodyKind::Empty) => Box::new(EmptyBody),
         (None, BodyKind::Length(_) | BodyKind::Chunked) => Box::new(SocketBody {
-            stream,
+            conn: Arc::downgrade(&conn),
             buf,
             decoder,
             received: 0,
@@ -479,7 +547,9 @@ pub(crate) fn handle_request(py: Python<'_>, worker: &Worker, job: Job) {
         head.vars.get(b"REQUEST_METHOD") == Some(b"HEAD"),
         head.header.modifier1 == Modifier1::WSGI_STRIP_SCRIPT_NAME,
     );
-    let sink = Box::new(UwsgiSink { stream: writer });
+    let sink = Box::new(UwsgiSink {
+        conn: Arc::downgrade(&conn),
+    });
     let vars = &head.vars;
     let ran = worker.run_request(
         py,
@@ -492,7 +562,7 @@ pub(crate) fn handle_request(py: Python<'_>, worker: &Worker, job: Job) {
         options,
     );
     match ran {
-        Ok((outcome, body)) => py.detach(|| finish(&control, &body, outcome, &settings, &peer)),
+        Ok((outcome, body)) => py.detach(|| finish(&conn, &body, outcome, &settings, &peer)),
         Err(err) => tracing::warn!(%peer, "uwsgi: bad request: {err}; closing"),
     }
 }
@@ -500,7 +570,7 @@ pub(crate) fn handle_request(py: Python<'_>, worker: &Worker, job: Job) {
 /// Reads a whole body through the decoder into a [`BodySpooler`] (memory, then a temp file),
 /// with the socket timeout on each read and `limit-post` on chunked bodies.
 async fn spool_body(
-    stream: &mut AsyncStream,
+    stream: &AsyncFd<StdStream>,
     buf: &mut BytesMut,
     decoder: &mut RequestDecoder,
     settings: &UwsgiSettings,
@@ -527,7 +597,7 @@ async fn spool_body(
             Ok(None) => {}
             Err(err) => return Err(BodyError::Malformed(err.to_string())),
         }
-        match tokio::time::timeout(settings.socket_timeout, stream.read_buf(buf)).await {
+        match tokio::time::timeout(settings.socket_timeout, read_async(stream, buf)).await {
             Err(_) => return Err(BodyError::TimedOut),
             Ok(Ok(0)) => {
                 return Err(BodyError::Truncated {
@@ -540,10 +610,21 @@ async fn spool_body(
     }
 }
 
+/// One read, waiting on the runtime until the socket is readable.
+async fn read_async(stream: &AsyncFd<StdStream>, buf: &mut BytesMut) -> io::Result<usize> {
+    loop {
+        let mut ready = stream.readable().await?;
+        match ready.try_io(|fd| fd.get_ref().read_some(buf)) {
+            Ok(read) => return read,
+            Err(_would_block) => continue,
+        }
+    }
+}
+
 /// After the response: drain what is left of the body (bounded in bytes and time), so that
 /// closing does not send an RST that makes nginx answer 502 (reference §6.4), then close.
 fn finish(
-    control: &StdStream,
+    control: &Conn,
     body: &RequestBody,
     outcome: Outcome,
     settings: &UwsgiSettings,
@@ -561,7 +642,7 @@ fn finish(
         Outcome::Complete | Outcome::Short | Outcome::ServerError => {}
     }
     let started = Instant::now();
-    let _ = control.set_timeouts(settings.drain_timeout);
+    control.set_timeout(settings.drain_timeout);
     let mut drained = 0u64;
     loop {
         let step = body.drain(64 * 1024);
@@ -587,13 +668,17 @@ fn finish(
             break;
         }
     }
-    control.shutdown(Shutdown::Write);
+    // No shutdown here: the caller drops the last strong reference to the connection right
+    // after this, which closes it (the body reader and the sink hold weak ones), so the FIN
+    // goes out even if the app keeps `wsgi.input` alive.
 }
 
 /// The request body read from the socket, through the uwsgi decoder (Content-Length or raw
 /// chunked framing). Blocking, with the socket timeout.
 struct SocketBody {
-    stream: StdStream,
+    /// Weak: the connection closes when the request ends, even if the app keeps
+    /// `wsgi.input` alive.
+    conn: Weak<Conn>,
     buf: BytesMut,
     decoder: RequestDecoder,
     received: u64,
@@ -631,9 +716,15 @@ impl BodySource for SocketBody {
                 Ok(None) => {}
                 Err(err) => return Err(BodyError::Malformed(err.to_string())),
             }
+            let Some(conn) = self.conn.upgrade() else {
+                return Err(BodyError::Io(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "the request is over",
+                )));
+            };
             let start = self.buf.len();
             self.buf.resize(start + 16 * 1024, 0);
-            let read = self.stream.read(&mut self.buf[start..]);
+            let read = conn.read(&mut self.buf[start..]);
             match read {
                 Ok(0) => {
                     self.buf.truncate(start);
@@ -657,7 +748,16 @@ impl BodySource for SocketBody {
 /// Writes the response on a uwsgi socket: `HTTP/1.1 <status>`, the app's headers as given,
 /// a blank line and the body as is (no chunking, no added headers, like uWSGI).
 struct UwsgiSink {
-    stream: StdStream,
+    /// Weak, like [`SocketBody::conn`].
+    conn: Weak<Conn>,
+}
+
+impl UwsgiSink {
+    fn conn(&self) -> io::Result<Arc<Conn>> {
+        self.conn
+            .upgrade()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "the request is over"))
+    }
 }
 
 impl fmt::Debug for UwsgiSink {
@@ -693,30 +793,52 @@ impl ResponseSink for UwsgiSink {
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
+        let conn = self.conn()?;
         if coalesce {
             for piece in body {
                 out.extend_from_slice(piece);
             }
-            return self.stream.write_all(&out);
+            return conn.write_all(&out);
         }
-        self.stream.write_all(&out)?;
+        conn.write_all(&out)?;
         self.send_body(body)
     }
 
     fn send_body(&mut self, body: &[&[u8]]) -> io::Result<()> {
+        let conn = self.conn()?;
         for piece in body {
-            self.stream.write_all(piece)?;
+            conn.write_all(piece)?;
         }
         Ok(())
     }
 
     fn send_file(&mut self, file: &mut File, len: u64) -> io::Result<u64> {
-        // std's io::copy uses sendfile(2)/splice on Linux for File -> socket.
-        let mut limited = Read::take(file, len);
-        match &mut self.stream {
-            StdStream::Tcp(s) => io::copy(&mut limited, s),
-            StdStream::Unix(s) => io::copy(&mut limited, s),
+        // sendfile(2) from the file's current position, with an explicit offset so that a
+        // full (non-blocking) socket can wait in poll and go on exactly where it stopped.
+        use std::io::{Seek, SeekFrom};
+        let conn = self.conn()?;
+        let start = file.stream_position()?;
+        let mut offset = i64::try_from(start).map_err(io::Error::other)?;
+        let mut sent = 0u64;
+        while sent < len {
+            let want = usize::try_from(len - sent)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            match nix::sys::sendfile::sendfile(
+                conn.stream.as_fd(),
+                file.as_fd(),
+                Some(&mut offset),
+                want,
+            ) {
+                Ok(0) => break, // end of file
+                Ok(n) => sent += n as u64,
+                Err(nix::errno::Errno::EAGAIN) => conn.wait(PollFlags::POLLOUT)?,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(err) => return Err(err.into()),
+            }
         }
+        file.seek(SeekFrom::Start(start + sent))?;
+        Ok(sent)
     }
 }
 
