@@ -29,6 +29,9 @@ fuzz_target!(|input: (u8, u8, Vec<(Vec<u8>, Vec<u8>)>)| {
 
     let mut limits = Limits::default();
     limits.max_vars = usize::MAX;
+    // Exact round trips for every modifier: the foreign-protocol heuristic is a server's
+    // policy and can (by design) claim packets whose header spells `GET ` or a TLS record.
+    limits.sniff_foreign = false;
     let mut decoder = RequestDecoder::with_limits(limits);
     let mut src = dst.clone();
     let decoded = decoder.decode(&mut src);

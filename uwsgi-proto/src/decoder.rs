@@ -199,7 +199,9 @@ impl RequestDecoder {
     }
 
     fn decode_head(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, Error> {
-        if let Some(err) = sniff_foreign_protocol(src) {
+        if self.limits.sniff_foreign
+            && let Some(err) = sniff_foreign_protocol(src)
+        {
             return Err(err);
         }
         let Some(header) = Header::decode(src) else {

@@ -245,25 +245,28 @@ impl Header {
 
 /// Recognises the start of another protocol sent to a uwsgi socket by mistake.
 ///
-/// Looks at up to the first 4 bytes of a connection and returns
-/// [`Error::LooksLikeHttp`] for an HTTP/1 request line or HTTP/2 preface (three upper-case
-/// ASCII letters then a letter or a space: `GET `, `POST`, `HEAD`, `PRI `, …) and
-/// [`Error::LooksLikeTls`] for a TLS handshake record (`0x16 0x03`). Returns `None` for
-/// anything else, including fewer than 4 bytes that could still be a uwsgi header.
+/// Looks at up to the first 4 bytes of a connection and returns [`Error::LooksLikeHttp`] for
+/// the start of an HTTP/1 request (`GET `, `HEAD`, `POST`, `PUT `, `DELE`, `OPTI`, `PATC`,
+/// `CONN`, `TRAC`), the HTTP/2 preface (`PRI `) or an HTTP response (`HTTP`), and
+/// [`Error::LooksLikeTls`] for a TLS handshake record (`0x16 0x03` then a version byte up to
+/// 4). Returns `None` for anything else, including fewer than 4 bytes.
 ///
-/// No uwsgi packet type in use starts with an upper-case letter followed by letters, so this
-/// never rejects a real uwsgi request (modifier1 0 is a NUL byte).
+/// This is a heuristic: any 4 bytes are also a valid uwsgi header, so a packet whose header
+/// spells one of these (modifier1 71 `'G'`, 72 `'H'`, 80 `'P'`, … or 22 with a `datasize`
+/// whose low byte is 3) is reported too. No packet nginx or uWSGI's HTTP router sends can
+/// match (their modifier1 is 0). [`Limits::sniff_foreign`](crate::Limits::sniff_foreign)
+/// turns the check off in the decoder.
 pub fn sniff_foreign_protocol(buf: &[u8]) -> Option<Error> {
-    match buf {
-        [0x16, 0x03, ..] => Some(Error::LooksLikeTls),
-        [a, b, c, d, ..]
-            if a.is_ascii_uppercase()
-                && b.is_ascii_uppercase()
-                && c.is_ascii_uppercase()
-                && (d.is_ascii_uppercase() || *d == b' ') =>
-        {
-            Some(Error::LooksLikeHttp)
-        }
+    const HTTP: [&[u8; 4]; 11] = [
+        b"GET ", b"HEAD", b"POST", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN", b"TRAC", b"PRI ",
+        b"HTTP",
+    ];
+    let (first, _) = buf.split_first_chunk::<4>()?;
+    if HTTP.contains(&first) {
+        return Some(Error::LooksLikeHttp);
+    }
+    match first {
+        [0x16, 0x03, 0..=4, _] => Some(Error::LooksLikeTls),
         _ => None,
     }
 }
@@ -302,6 +305,13 @@ mod tests {
         );
         assert_eq!(sniff_foreign_protocol(&[0, 0x10, 0, 0]), None);
         assert_eq!(sniff_foreign_protocol(b"GE"), None);
+        assert_eq!(
+            sniff_foreign_protocol(b"HTTP/1.1 200 OK"),
+            Some(Error::LooksLikeHttp)
+        );
+        // Other upper-case letters and TLS-like bytes with an impossible version are uwsgi.
+        assert_eq!(sniff_foreign_protocol(b"IJKL"), None);
+        assert_eq!(sniff_foreign_protocol(&[0x16, 0x03, 0x09, 0x00]), None);
     }
 
     #[test]

@@ -88,6 +88,7 @@
 //! | `max_body` | `u64::MAX` bytes | uWSGI's `--limit-post` is off by default |
 //! | `chunked.max_extensions` | 16 KiB per body | as hyper |
 //! | `chunked.max_trailers` | 16 KiB | |
+//! | `sniff_foreign` | `true` | name plain HTTP / TLS clients at once (a server's view) |
 //!
 //! # What it deliberately does differently from uWSGI
 //!
@@ -167,6 +168,14 @@ pub struct Limits {
     pub max_body: u64,
     /// Limits of the chunked decoder for raw chunked bodies. Default: [`ChunkedLimits::default`].
     pub chunked: ChunkedLimits,
+    /// Report plain HTTP and TLS sent to a uwsgi socket as [`Error::LooksLikeHttp`] /
+    /// [`Error::LooksLikeTls`] as soon as 4 bytes are in (see [`sniff_foreign_protocol`]),
+    /// instead of waiting for a `datasize` that will never arrive. Default is `true`, right
+    /// for a WSGI server. The check can mistake a legitimate packet for a foreign protocol
+    /// when its first bytes happen to spell one (modifier1 22, raw eval, with a `datasize`
+    /// whose low byte is 3; or modifier1 71 `'G'` with `datasize` 21573): a generic uwsgi
+    /// peer that uses such packets sets this to `false`.
+    pub sniff_foreign: bool,
 }
 
 impl Default for Limits {
@@ -176,6 +185,7 @@ impl Default for Limits {
             max_vars: 512,
             max_body: u64::MAX,
             chunked: ChunkedLimits::default(),
+            sniff_foreign: true,
         }
     }
 }

@@ -328,3 +328,23 @@ fn duplicate_keys_are_kept_and_last_wins() {
     let vars = uwsgi_proto::Vars::parse(&stream[4..], &Limits::default()).unwrap();
     assert_eq!(vars.get(b"PATH_INFO"), Some(&b"/caf\xe9\xff"[..]));
 }
+
+#[test]
+fn foreign_protocol_sniffing_can_be_turned_off_for_generic_peers() {
+    // modifier1 22 (raw eval) with datasize 0x0103: its header starts 16 03 01, like TLS.
+    let mut packet = vec![22u8, 0x03, 0x01, 0x00];
+    packet.extend(std::iter::repeat_n(b'x', 0x0103));
+    let (_, err, _) = decode_pieces(&[&packet]);
+    assert_eq!(err, Some(Error::LooksLikeTls));
+    let mut limits = Limits::default();
+    limits.sniff_foreign = false;
+    let mut decoder = RequestDecoder::with_limits(limits);
+    let mut src = BytesMut::from(&packet[..]);
+    match decoder.decode(&mut src) {
+        Ok(Some(uwsgi_proto::Frame::Packet(p))) => {
+            assert_eq!(p.header.modifier1, Modifier1::EVAL);
+            assert_eq!(p.payload.len(), 0x0103);
+        }
+        other => panic!("{other:?}"),
+    }
+}
