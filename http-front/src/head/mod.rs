@@ -1,0 +1,364 @@
+//! The request head: a zero-copy view of method, target, version and fields, plus the
+//! framing and connection facts the policy layer derived from them.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+mod parse;
+mod policy;
+mod target;
+
+pub use parse::HeadParser;
+
+pub(crate) use policy::{is_token, parse_content_length};
+
+/// A byte range of the frozen head buffer. `u32` is enough: heads are capped at 16 MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) end: u32,
+}
+
+impl Span {
+    pub(crate) fn new(start: usize, len: usize) -> Span {
+        // Heads are capped at 16 MiB by `HeadConfig`, so both ends fit in a u32.
+        Span {
+            start: start as u32,
+            end: (start + len) as u32,
+        }
+    }
+
+    pub(crate) fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// The HTTP version of a request (RFC 9112 §2.3). Other versions are refused with 505.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// `HTTP/1.0`.
+    Http10,
+    /// `HTTP/1.1`.
+    Http11,
+}
+
+impl Version {
+    /// The version as it appears on the wire, e.g. `"HTTP/1.1"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// The form of the request-target (RFC 9112 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetForm {
+    /// `absolute-path [ "?" query ]`, the usual form (RFC 9112 §3.2.1).
+    Origin,
+    /// `http://authority/path?query` (RFC 9112 §3.2.2); its authority replaces Host.
+    Absolute,
+    /// `host:port`, only with CONNECT (RFC 9112 §3.2.3).
+    Authority,
+    /// `*`, only with OPTIONS (RFC 9112 §3.2.4).
+    Asterisk,
+}
+
+/// How the request body is framed (RFC 9112 §6.3). Requests are never close-delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BodyLength {
+    /// No body: no Content-Length and no Transfer-Encoding, or `Content-Length: 0`.
+    Empty,
+    /// `Content-Length: n` with `n > 0`, in bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A parsed and policed request head.
+///
+/// All byte views point into one frozen [`Bytes`] split off the read buffer: no copy was made
+/// while parsing, and [`Field::value_bytes`] and friends hand out slices of it (O(1), one
+/// reference count increment). Cloning is cheap (one `Bytes` clone, ~130 bytes of offsets).
+///
+/// Fields are not indexed: [`fields`](Self::fields) walks the validated head lines (one
+/// `memchr` per line), which keeps parsing free of allocations and the head small. Iterate
+/// once when building an environ or forwarding; use [`field`](Self::field) for a few
+/// lookups.
+///
+/// Fields keep their wire order and case. Field names containing `_` are absent when the
+/// [`UnderscorePolicy`](crate::UnderscorePolicy) drops them. Trailers of a chunked body are
+/// never merged in here (RFC 9112 §7.1.2).
+#[derive(Clone)]
+pub struct RequestHead {
+    pub(crate) buf: Bytes,
+    pub(crate) method: Span,
+    pub(crate) target: Span,
+    pub(crate) version: Version,
+    /// Offset of the first field line (just after the request line's terminator).
+    pub(crate) fields_start: u32,
+    /// Whether field lines whose name holds `_` are hidden ([`UnderscorePolicy::Drop`]).
+    ///
+    /// [`UnderscorePolicy::Drop`]: crate::UnderscorePolicy::Drop
+    pub(crate) skip_underscores: bool,
+    pub(crate) form: TargetForm,
+    pub(crate) path: Span,
+    pub(crate) query: Option<Span>,
+    pub(crate) authority: Option<Span>,
+    pub(crate) host_field: Option<Span>,
+    pub(crate) body: BodyLength,
+    pub(crate) close: bool,
+    pub(crate) keep_alive_token: bool,
+    pub(crate) upgrade: bool,
+    pub(crate) expect_continue: bool,
+}
+
+// ===== impl RequestHead =====
+
+impl RequestHead {
+    fn str_at(&self, span: Span) -> &str {
+        // Method, target and names were accepted by httparse and our policy as ASCII only.
+        std::str::from_utf8(&self.buf[span.range()]).unwrap_or_default()
+    }
+
+    /// The method, case-sensitive as sent (RFC 9110 §9.1), e.g. `"GET"`. Any token is
+    /// accepted; deciding which methods exist is the application's job.
+    pub fn method(&self) -> &str {
+        self.str_at(self.method)
+    }
+
+    /// Whether the method is exactly `HEAD` (its response has no body, RFC 9110 §9.3.2).
+    pub fn is_head(&self) -> bool {
+        self.method() == "HEAD"
+    }
+
+    /// The request-target exactly as sent (ASCII, no fragment), e.g. `"/a/b?x=1"`.
+    pub fn target(&self) -> &str {
+        self.str_at(self.target)
+    }
+
+    /// The request-target as a slice of the head buffer (O(1), no copy).
+    pub fn target_bytes(&self) -> Bytes {
+        self.buf.slice(self.target.range())
+    }
+
+    /// The form of the target (RFC 9112 §3.2).
+    pub fn target_form(&self) -> TargetForm {
+        self.form
+    }
+
+    /// The path of an origin-form or absolute-form target, still percent-encoded. `"/"` when
+    /// an absolute-form target has an empty path (RFC 9110 §4.2.3); `"*"` for asterisk-form;
+    /// `""` for authority-form.
+    pub fn path(&self) -> &str {
+        match self.form {
+            TargetForm::Asterisk => "*",
+            TargetForm::Authority => "",
+            TargetForm::Absolute if self.path.start == self.path.end => "/",
+            _ => self.str_at(self.path),
+        }
+    }
+
+    /// The query (after `?`, without it), still percent-encoded; `None` when there is no `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.query.map(|q| self.str_at(q))
+    }
+
+    /// The authority of an absolute-form or authority-form target (`host[:port]`).
+    pub fn authority(&self) -> Option<&str> {
+        self.authority.map(|a| self.str_at(a))
+    }
+
+    /// The host the request is for: the target's authority for absolute-form and
+    /// authority-form (RFC 9112 §3.2.2: it replaces Host), else the Host field value (which
+    /// may be empty). `None` only for an HTTP/1.0 request without Host.
+    pub fn host(&self) -> Option<&[u8]> {
+        self.authority
+            .or(self.host_field)
+            .map(|s| &self.buf[s.range()])
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// How the body is framed. A Content-Length over the body limit is refused later, by
+    /// [`BodyDecoder::new`](crate::body::BodyDecoder::new) (413).
+    pub fn body_length(&self) -> BodyLength {
+        self.body
+    }
+
+    /// Whether any `Connection` line carries the `close` option (RFC 9112 §9.6).
+    pub fn has_close(&self) -> bool {
+        self.close
+    }
+
+    /// Whether the client asked for a persistent connection: HTTP/1.1 without `close`, or
+    /// HTTP/1.0 with `keep-alive` and without `close` (RFC 9112 §9.3). `close` on any line wins.
+    pub fn keep_alive(&self) -> bool {
+        !self.close
+            && match self.version {
+                Version::Http11 => true,
+                Version::Http10 => self.keep_alive_token,
+            }
+    }
+
+    /// Whether the request carries `Connection: upgrade` and an `Upgrade` field on HTTP/1.1.
+    /// The driver does not switch protocols (RFC 9110 §7.8 lets a server ignore Upgrade); it
+    /// is exposed for the application.
+    pub fn is_upgrade_request(&self) -> bool {
+        self.upgrade
+    }
+
+    /// Whether the client waits for `100 Continue` before sending the body: HTTP/1.1,
+    /// `Expect: 100-continue`, and a non-empty body (RFC 9110 §10.1.1).
+    pub fn expects_continue(&self) -> bool {
+        self.expect_continue && self.body != BodyLength::Empty
+    }
+
+    /// The fields in wire order.
+    pub fn fields(&self) -> Fields<'_> {
+        Fields {
+            buf: &self.buf,
+            rest: &self.buf[self.fields_start as usize..],
+            skip_underscores: self.skip_underscores,
+        }
+    }
+
+    /// Number of fields kept. O(fields): walks the lines.
+    pub fn field_count(&self) -> usize {
+        self.fields().count()
+    }
+
+    /// The value of the first field named `name` (ASCII case-insensitive).
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
+        self.fields()
+            .find(|f| f.name().eq_ignore_ascii_case(name))
+            .map(|f| f.value())
+    }
+
+    /// The values of all fields named `name` (ASCII case-insensitive), in wire order.
+    pub fn field_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.fields()
+            .filter(move |f| f.name().eq_ignore_ascii_case(name))
+            .map(|f| f.value())
+    }
+
+    /// The whole head as received (request line, kept and dropped fields, final CRLF), for
+    /// logging or verbatim replay. O(1).
+    pub fn raw(&self) -> &Bytes {
+        &self.buf
+    }
+}
+
+impl fmt::Debug for RequestHead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestHead")
+            .field("method", &self.method())
+            .field("target", &self.target())
+            .field("version", &self.version)
+            .field("fields", &self.fields())
+            .field("body", &self.body)
+            .field("keep_alive", &self.keep_alive())
+            .finish()
+    }
+}
+
+/// One request field: a view into the head buffer.
+#[derive(Clone, Copy)]
+pub struct Field<'a> {
+    buf: &'a Bytes,
+    name: &'a [u8],
+    value: &'a [u8],
+}
+
+impl<'a> Field<'a> {
+    /// The name as sent (a token, case kept).
+    pub fn name(&self) -> &'a str {
+        // httparse only accepts token characters in names, which are ASCII.
+        std::str::from_utf8(self.name).unwrap_or_default()
+    }
+
+    /// The value with leading and trailing SP/HTAB removed; may hold obs-text bytes
+    /// (0x80-0xFF), never CTLs other than HTAB.
+    pub fn value(&self) -> &'a [u8] {
+        self.value
+    }
+
+    /// The name as a slice of the head buffer (O(1), no copy).
+    pub fn name_bytes(&self) -> Bytes {
+        self.buf.slice_ref(self.name)
+    }
+
+    /// The value as a slice of the head buffer (O(1), no copy).
+    pub fn value_bytes(&self) -> Bytes {
+        if self.value.is_empty() {
+            return Bytes::new();
+        }
+        self.buf.slice_ref(self.value)
+    }
+}
+
+impl fmt::Debug for Field<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name(), self.value().escape_ascii())
+    }
+}
+
+/// Iterator over the fields of a [`RequestHead`] or [`Trailers`](crate::body::Trailers),
+/// in wire order. Walks lines that were validated when the head was parsed.
+#[derive(Clone)]
+pub struct Fields<'a> {
+    pub(crate) buf: &'a Bytes,
+    /// The field lines not yet visited, up to and including the final empty line.
+    pub(crate) rest: &'a [u8],
+    pub(crate) skip_underscores: bool,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Field<'a>;
+
+    fn next(&mut self) -> Option<Field<'a>> {
+        loop {
+            let lf = self.rest.iter().position(|&b| b == b'\n')?;
+            let line = &self.rest[..lf];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                self.rest = &[];
+                return None;
+            }
+            self.rest = &self.rest[lf + 1..];
+            // Validated: `token ":" OWS value OWS`, no CR/LF inside.
+            let colon = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+            let name = &line[..colon];
+            if self.skip_underscores && name.contains(&b'_') {
+                continue;
+            }
+            let value = line.get(colon + 1..).unwrap_or_default();
+            return Some(Field {
+                buf: self.buf,
+                name,
+                value: trim_ows(value),
+            });
+        }
+    }
+}
+
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+impl fmt::Debug for Fields<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
+    }
+}

@@ -1,0 +1,260 @@
+//! Request-target forms (RFC 9112 §3.2) and Host syntax (RFC 3986 §3.2.2).
+
+use super::{Span, TargetForm};
+use crate::error::Fault;
+
+/// The target split into its parts, as spans of the head buffer.
+pub(super) struct TargetParts {
+    pub(super) form: TargetForm,
+    pub(super) path: Span,
+    pub(super) query: Option<Span>,
+    pub(super) authority: Option<Span>,
+}
+
+/// Classifies and checks the target against the method. `at` is the target's offset in the
+/// head buffer.
+///
+/// - Only ASCII, no `#` (a fragment is not part of any request-target form, §3.2).
+/// - CONNECT: authority-form `host:port` only, and only when allowed (else 501).
+/// - `*`: only with OPTIONS (§3.2.4).
+/// - `/...`: origin-form (§3.2.1).
+/// - `http://` or `https://` with a non-empty host and no userinfo (RFC 9110 §4.2.1,
+///   §4.2.4): absolute-form (§3.2.2).
+/// - Anything else, or authority-form with another method: 400.
+pub(super) fn parse_target(
+    method: &str,
+    target: &[u8],
+    at: usize,
+    allow_connect: bool,
+) -> Result<TargetParts, Fault> {
+    if !target.is_ascii() || target.contains(&b'#') {
+        return Err(Fault::Target);
+    }
+    if method == "CONNECT" {
+        if !allow_connect {
+            return Err(Fault::ConnectNotAllowed);
+        }
+        return match authority_form(target) {
+            true => Ok(TargetParts {
+                form: TargetForm::Authority,
+                path: Span::new(at + target.len(), 0),
+                query: None,
+                authority: Some(Span::new(at, target.len())),
+            }),
+            false => Err(Fault::Target),
+        };
+    }
+    if target == b"*" {
+        return match method {
+            "OPTIONS" => Ok(TargetParts {
+                form: TargetForm::Asterisk,
+                path: Span::new(at, 1),
+                query: None,
+                authority: None,
+            }),
+            _ => Err(Fault::Target),
+        };
+    }
+    if target.first() == Some(&b'/') {
+        let (path, query) = split_query(target, at, 0);
+        return Ok(TargetParts {
+            form: TargetForm::Origin,
+            path,
+            query,
+            authority: None,
+        });
+    }
+    // absolute-form: scheme "://" authority path-abempty [ "?" query ]
+    let Some(colon) = target.iter().position(|&b| b == b':') else {
+        return Err(Fault::Target);
+    };
+    let scheme = &target[..colon];
+    if !(scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https"))
+        || !target[colon..].starts_with(b"://")
+    {
+        return Err(Fault::Target);
+    }
+    let auth_start = colon + 3;
+    let auth_len = target[auth_start..]
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(target.len() - auth_start);
+    let authority = &target[auth_start..auth_start + auth_len];
+    // An empty host is invalid for http(s) URIs; userinfo is an error (RFC 9110 §4.2.4).
+    if authority.contains(&b'@') || !valid_host(authority) || host_part(authority).is_empty() {
+        return Err(Fault::Target);
+    }
+    let (path, query) = split_query(target, at, auth_start + auth_len);
+    Ok(TargetParts {
+        form: TargetForm::Absolute,
+        path,
+        query,
+        authority: Some(Span::new(at + auth_start, auth_len)),
+    })
+}
+
+/// Splits `target[from..]` at the first `?`.
+fn split_query(target: &[u8], at: usize, from: usize) -> (Span, Option<Span>) {
+    let rest = &target[from..];
+    match rest.iter().position(|&b| b == b'?') {
+        Some(q) => (
+            Span::new(at + from, q),
+            Some(Span::new(at + from + q + 1, rest.len() - q - 1)),
+        ),
+        None => (Span::new(at + from, rest.len()), None),
+    }
+}
+
+/// `authority-form = uri-host ":" port` (RFC 9112 §3.2.3), with a non-empty host and port.
+fn authority_form(target: &[u8]) -> bool {
+    let host = host_part(target);
+    let port = &target[host.len()..];
+    !host.is_empty() && port.len() > 1 && valid_host(target)
+}
+
+/// The `uri-host` part of `host[:port]` (up to the port's colon).
+fn host_part(authority: &[u8]) -> &[u8] {
+    if authority.first() == Some(&b'[') {
+        return match authority.iter().position(|&b| b == b']') {
+            Some(end) => &authority[..=end],
+            None => authority,
+        };
+    }
+    match authority.iter().position(|&b| b == b':') {
+        Some(colon) => &authority[..colon],
+        None => authority,
+    }
+}
+
+/// `Host = uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986 §3.2.2-3.2.3). An empty value is
+/// valid (a client sends it when the target URI has no authority).
+///
+/// `uri-host` is an IP-literal (`[` hex, `:` and `.` `]`, or `[v...]`) or a reg-name
+/// (unreserved, sub-delims, percent-encoded octets); the port is digits.
+pub(crate) fn valid_host(value: &[u8]) -> bool {
+    let host = host_part(value);
+    let rest = &value[host.len()..];
+    let port_ok = match rest {
+        [] => true,
+        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !port_ok {
+        return false;
+    }
+    if let Some(inner) = host.strip_prefix(b"[") {
+        let Some(inner) = inner.strip_suffix(b"]") else {
+            return false;
+        };
+        return !inner.is_empty()
+            && inner.iter().all(|&b| {
+                b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'-' | b'~' | b'%')
+            });
+    }
+    let mut i = 0;
+    while i < host.len() {
+        let b = host[i];
+        if b == b'%' {
+            match host.get(i + 1..i + 3) {
+                Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+                _ => return false,
+            }
+            continue;
+        }
+        if !REG_NAME[usize::from(b)] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// `unreserved / sub-delims` (RFC 3986 §2.2-2.3): the reg-name bytes besides `%`.
+static REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts() {
+        for ok in [
+            &b""[..],
+            b"example.com",
+            b"example.com:8080",
+            b"example.com:",
+            b"127.0.0.1",
+            b"[::1]:80",
+            b"[fe80::1%25eth0]",
+            b"0.0.0.0=5000",
+            b"xn--bcher-kva.example",
+            b"a%20b",
+        ] {
+            assert!(valid_host(ok), "{:?}", ok.escape_ascii().to_string());
+        }
+        for bad in [
+            &b"exa mple.com"[..],
+            b"a/b",
+            b"user@host",
+            b"host:80:80",
+            b"host:8a",
+            b"[::1",
+            b"[]",
+            b"a%2",
+            b"a%zz",
+            b"h\"x",
+        ] {
+            assert!(!valid_host(bad), "{:?}", bad.escape_ascii().to_string());
+        }
+    }
+
+    #[test]
+    fn forms() {
+        let form = |m: &str, t: &[u8]| parse_target(m, t, 0, true).map(|p| p.form);
+        assert_eq!(form("GET", b"/a?b"), Ok(TargetForm::Origin));
+        assert_eq!(form("OPTIONS", b"*"), Ok(TargetForm::Asterisk));
+        assert_eq!(form("GET", b"*"), Err(Fault::Target));
+        assert_eq!(form("GET", b"http://a/b"), Ok(TargetForm::Absolute));
+        assert_eq!(form("GET", b"HTTPS://a:1?x"), Ok(TargetForm::Absolute));
+        assert_eq!(form("GET", b"http:///b"), Err(Fault::Target));
+        assert_eq!(form("GET", b"http://u:p@a/b"), Err(Fault::Target));
+        assert_eq!(form("GET", b"ftp://a/b"), Err(Fault::Target));
+        assert_eq!(form("GET", b"a:443"), Err(Fault::Target));
+        assert_eq!(form("GET", b"abc"), Err(Fault::Target));
+        assert_eq!(form("GET", b"/a#frag"), Err(Fault::Target));
+        assert_eq!(form("CONNECT", b"a:443"), Ok(TargetForm::Authority));
+        assert_eq!(form("CONNECT", b"a"), Err(Fault::Target));
+        assert_eq!(form("CONNECT", b"a:"), Err(Fault::Target));
+        assert_eq!(form("CONNECT", b"/a"), Err(Fault::Target));
+        assert_eq!(
+            parse_target("CONNECT", b"a:443", 0, false).map(|p| p.form),
+            Err(Fault::ConnectNotAllowed)
+        );
+    }
+}
