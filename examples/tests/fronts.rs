@@ -235,3 +235,58 @@ fn flask_behind_uwsgi_http_router() {
     drop(router);
     drop(app);
 }
+
+#[test]
+fn flask_over_ferrules_own_http_socket() {
+    for threads in ["1", "4"] {
+        let dir = TempDir::new(&format!("http-{threads}"));
+        let port = support::free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let venv = support::venv();
+        let apps = support::apps();
+        let app = ferrule(
+            &dir,
+            &[
+                "--http-socket",
+                &addr,
+                "--chdir",
+                apps.to_str().unwrap(),
+                "--module",
+                "flaskapp:app",
+                "--virtualenv",
+                venv.to_str().unwrap(),
+                "--threads",
+                threads,
+            ],
+            Addr::Tcp(port),
+        );
+        matrix(
+            &Front {
+                name: if threads == "1" {
+                    "http-socket, 1 thread"
+                } else {
+                    "http-socket, 4 threads"
+                },
+                chunked_upload: true,
+                cookie_bytes: 60 * 1024,
+            },
+            port,
+            &dir,
+        );
+        // Keep-alive and pipelining: two requests on one connection, answered in order.
+        let raw = support::raw_http(
+            port,
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /nothing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        );
+        let text = String::from_utf8_lossy(&raw);
+        let first = text.find("HTTP/1.1 200").expect("first response");
+        let second = text
+            .find("HTTP/1.1 204")
+            .expect("second response on the same connection");
+        assert!(
+            first < second && text.contains("Hello from Flask"),
+            "{text}"
+        );
+        drop(app);
+    }
+}

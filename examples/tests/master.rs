@@ -262,4 +262,16 @@ fn bundled_ini_files_start_serve_and_vacuum() {
             .is_some_and(|s| s.success())
     );
     assert!(!sock.exists(), "vacuum removed the socket on SIGTERM");
+
+    // dashapp.ini: protocol = http turns its socket (127.0.0.1:8050) into an HTTP listener;
+    // the Flask app from the venv, 2 processes of 4 threads.
+    let dir = TempDir::new("ini-dash");
+    let dash = ferrule(
+        &dir,
+        &[apps.join("dashapp.ini").to_str().unwrap()],
+        Addr::Tcp(8050),
+    );
+    let r = support::curl(8050, "/", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello from Flask"));
+    drop(dash);
 }

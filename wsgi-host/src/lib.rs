@@ -85,6 +85,8 @@ mod executor;
 
 mod fdio;
 
+pub mod http;
+
 mod file_wrapper;
 pub use file_wrapper::FileWrapper;
 
