@@ -308,7 +308,13 @@ fn bind_listeners(options: &Options) -> Result<Vec<BoundListener>, String> {
     if !inherited.is_empty() {
         tracing::info!("{} socket(s) passed by systemd", inherited.len());
     }
-    bind_all(&specs, &socket_options, inherited, listen::Protocol::Uwsgi).map_err(|e| e.to_string())
+    bind_all(
+        &specs,
+        &socket_options,
+        inherited,
+        protocol(options.socket_protocol),
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn protocol(p: Protocol) -> listen::Protocol {

@@ -275,3 +275,44 @@ fn bundled_ini_files_start_serve_and_vacuum() {
     assert_eq!((r.status, r.text().as_str()), (200, "Hello from Flask"));
     drop(dash);
 }
+
+#[test]
+fn systemd_socket_activation_hands_over_the_listener() {
+    // What systemd does for a .socket unit: bind, put the socket on fd 3, set LISTEN_FDS
+    // and LISTEN_PID to the pid that will exec the service.
+    let dir = TempDir::new("listenfds");
+    let port = free_port();
+    let app = support::apps().join("hello.py");
+    let launcher = format!(
+        "import os, socket, sys\n\
+         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('127.0.0.1', {port})); s.listen(64)\n\
+         if s.fileno() != 3: os.dup2(s.fileno(), 3)\n\
+         os.set_inheritable(3, True)\n\
+         os.environ['LISTEN_FDS'] = '1'; os.environ['LISTEN_PID'] = str(os.getpid())\n\
+         os.execv(sys.argv[1], sys.argv[1:])\n"
+    );
+    let mut cmd = Command::new("python3");
+    cmd.args([
+        "-c",
+        &launcher,
+        env!("CARGO_BIN_EXE_ferrule"),
+        "--wsgi-file",
+    ])
+    .arg(&app)
+    .args(["--protocol", "http"]);
+    let mut proc = support::Proc::spawn(
+        "ferrule (socket-activated)",
+        cmd,
+        dir.path("ferrule.log"),
+        "INT",
+    );
+    proc.wait_for(&Addr::Tcp(port));
+    let r = support::curl(port, "/", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, World!"));
+    assert!(
+        proc.log_text().contains("1 socket(s) passed by systemd"),
+        "{}",
+        proc.log_text()
+    );
+}

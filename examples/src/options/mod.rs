@@ -152,6 +152,9 @@ pub struct AppOptions {
 pub struct Options {
     /// `socket` / `http-socket` / `http` (+ `protocol`), in order.
     pub listeners: Vec<Listener>,
+    /// `protocol`: what `socket` listeners, and sockets passed by systemd, speak. Default
+    /// uwsgi.
+    pub socket_protocol: Protocol,
     /// `listen`: backlog of each socket. Default 1024 (uWSGI: 100, which overflows under load).
     pub listen: u32,
     /// `chmod-socket`: mode of unix sockets. Default: left to the umask.
@@ -199,6 +202,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             listeners: Vec::new(),
+            socket_protocol: Protocol::Uwsgi,
             listen: 1024,
             chmod_socket: None,
             chown_socket: None,
@@ -421,6 +425,7 @@ impl Options {
                 other => unreachable!("option `{other}` is in the table but not handled"),
             }
         }
+        o.socket_protocol = socket_protocol;
         o.listeners = sockets
             .into_iter()
             .map(|(address, http)| Listener {
