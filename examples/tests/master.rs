@@ -316,3 +316,112 @@ fn systemd_socket_activation_hands_over_the_listener() {
         proc.log_text()
     );
 }
+
+fn proc_status_field(pid: u32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn pidfile_logto_gid_and_daemonize() {
+    let dir = TempDir::new("procopts");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let app = support::apps().join("hello.py");
+    let pidfile = dir.path("ferrule.pid");
+    let logfile = dir.path("ferrule-logto.log");
+    let mut master = ferrule(
+        &dir,
+        &[
+            "--socket",
+            &addr,
+            "--wsgi-file",
+            app.to_str().unwrap(),
+            "--master",
+            "--processes",
+            "1",
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "--logto",
+            logfile.to_str().unwrap(),
+            "--gid",
+            "nogroup",
+            "--vacuum",
+        ],
+        Addr::Tcp(port),
+    );
+    assert_eq!(get(port, "/"), Some((200, "Hello, World!".to_string())));
+    let written: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(written, master.pid(), "pidfile holds the master's pid");
+    // Root drops its group before starting workers (the user stays root here: this
+    // machine's Python lives under /root, which other users cannot read).
+    let worker = children(master.pid())[0];
+    assert!(
+        proc_status_field(worker, "Gid:").starts_with("65534"),
+        "worker gid"
+    );
+    let log = std::fs::read_to_string(&logfile).unwrap();
+    assert!(
+        log.contains("is ready") && log.contains("\"GET / HTTP/1.1\" 200 13"),
+        "{log}"
+    );
+    master.signal("TERM");
+    assert!(
+        master
+            .wait_exit(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
+    );
+    assert!(!pidfile.exists(), "vacuum removed the pidfile");
+
+    // daemonize: the command returns at once; the daemon writes its pidfile and logs to the file.
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let pidfile = dir.path("daemon.pid");
+    let logfile = dir.path("daemon.log");
+    let status = Command::new(env!("CARGO_BIN_EXE_ferrule"))
+        .args([
+            "--socket",
+            &addr,
+            "--wsgi-file",
+            app.to_str().unwrap(),
+            "--master",
+        ])
+        .args([
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "--daemonize",
+            logfile.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until("the daemon's pidfile", Duration::from_secs(10), || {
+        pidfile.exists()
+    });
+    wait_until("the daemon to listen", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert_eq!(get(port, "/"), Some((200, "Hello, World!".to_string())));
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    wait_until("the daemon to stop", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    });
+    let log = std::fs::read_to_string(&logfile).unwrap();
+    assert!(
+        log.contains("master") && log.contains("all workers stopped"),
+        "{log}"
+    );
+}
