@@ -510,8 +510,17 @@ pub(crate) fn run_app(
         Err(err) => return fail(py, environ, state, &err, "calling the application"),
     };
     let mut outcome = send_result(py, environ, state, &result);
-    // PEP 3333: close() is called whatever happened, also on error and disconnect.
-    match result.getattr_opt("close") {
+    // PEP 3333: close() is called whatever happened, also on error and disconnect. An exact
+    // list or tuple has no close(): skip the lookup, whose miss would build and discard an
+    // AttributeError on every request (the common `return [body]`).
+    let plain_sequence =
+        result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
+    let close = if plain_sequence {
+        Ok(None)
+    } else {
+        result.getattr_opt("close")
+    };
+    match close {
         Ok(Some(close)) => {
             if let Err(err) = close.call0() {
                 outcome = merge(
