@@ -256,6 +256,23 @@ impl EnvironTemplate {
         base.set_item(key(Key::WsgiRunOnce), false)?;
         base.set_item(key(Key::WsgiInputTerminated), true)?;
         base.set_item(key(Key::WsgiFileWrapper), file_wrapper)?;
+        // Keys every request sets (`finish` guarantees them; a request without
+        // REQUEST_METHOD is refused). Present here as placeholders, they give each request's
+        // copy the capacity it needs up front: CPython copies a dict without deleted entries
+        // by cloning its key table, so the per-request inserts do not grow (re-allocate and
+        // rehash) the dict. Every placeholder is overwritten before the app sees the environ.
+        for always in [
+            Key::RequestMethod,
+            Key::ScriptName,
+            Key::PathInfo,
+            Key::QueryString,
+            Key::ServerName,
+            Key::ServerPort,
+            Key::WsgiUrlScheme,
+            Key::WsgiInput,
+        ] {
+            base.set_item(key(always), py.None())?;
+        }
         Ok(EnvironTemplate {
             base: base.unbind(),
             table: key_table(),

@@ -50,6 +50,36 @@ pub(crate) struct WsgiHandler {
     pub(crate) executor: Executor,
     pub(crate) remote: Option<SocketAddr>,
     pub(crate) local: Option<SocketAddr>,
+    /// `REMOTE_ADDR` and `REMOTE_PORT`, formatted once per connection.
+    peer: Arc<Peer>,
+}
+
+/// The client's address as environ values.
+#[derive(Debug, Default)]
+struct Peer {
+    addr: String,
+    port: String,
+}
+
+impl WsgiHandler {
+    pub(crate) fn new(
+        worker: Arc<Worker>,
+        executor: Executor,
+        remote: Option<SocketAddr>,
+        local: Option<SocketAddr>,
+    ) -> WsgiHandler {
+        let peer = remote.map_or_else(Peer::default, |r| Peer {
+            addr: r.ip().to_string(),
+            port: r.port().to_string(),
+        });
+        WsgiHandler {
+            worker,
+            executor,
+            remote,
+            local,
+            peer: Arc::new(peer),
+        }
+    }
 }
 
 /// The response body: kept (`threads = 1`) or streamed from a pool thread.
@@ -88,10 +118,10 @@ impl WsgiHandler {
     ) -> Response<HttpBody> {
         let kept = Arc::new(Mutex::new(Kept::default()));
         let sink = Box::new(KeepSink(Arc::clone(&kept)));
-        let (remote, local) = (self.remote, self.local);
+        let (remote, local, peer) = (self.remote, self.local, &*self.peer);
         let ran = Python::attach(|py| {
             self.worker
-                .run_request(py, |b| fill(b, head, remote, local), body, sink, options)
+                .run_request(py, |b| fill(b, head, peer, local), body, sink, options)
         });
         let outcome = match ran {
             Ok((outcome, _body)) => outcome,
@@ -101,10 +131,7 @@ impl WsgiHandler {
             }
         };
         let mut kept = std::mem::take(&mut *kept.lock().unwrap_or_else(|p| p.into_inner()));
-        let Some((status, headers)) = kept.head.take() else {
-            return plain(500, "Internal Server Error");
-        };
-        let Some(response_head) = convert_head(&status, &headers) else {
+        let Some(Ok(response_head)) = kept.head.take() else {
             return plain(500, "Internal Server Error");
         };
         let body = match kept.into_body(outcome, options.head) {
@@ -130,10 +157,9 @@ impl WsgiHandler {
             chunks: chunks.clone(),
         });
         let worker = Arc::clone(&self.worker);
-        let (remote, local) = (self.remote, self.local);
+        let (remote, local, peer) = (self.remote, self.local, Arc::clone(&self.peer));
         let task: crate::executor::Task = Box::new(move |py| {
-            let ran =
-                worker.run_request(py, |b| fill(b, &head, remote, local), body, sink, options);
+            let ran = worker.run_request(py, |b| fill(b, &head, &peer, local), body, sink, options);
             match ran {
                 Ok((Outcome::Complete | Outcome::ServerError, _)) => {}
                 Ok((outcome, _)) => {
@@ -162,18 +188,22 @@ impl WsgiHandler {
 fn fill<'a>(
     builder: &mut crate::EnvironBuilder<'_, '_, 'a>,
     head: &'a RequestHead,
-    remote: Option<SocketAddr>,
+    peer: &'a Peer,
     local: Option<SocketAddr>,
 ) -> PyResult<()> {
     builder.request_line(
-        head.method().as_bytes(),
-        head.target().as_bytes(),
+        head.raw_method(),
+        head.raw_target(),
         head.version().as_str().as_bytes(),
     )?;
     for field in head.fields() {
-        builder.header(field.name().as_bytes(), field.value())?;
+        builder.header(field.raw_name(), field.value())?;
     }
-    builder.connection(remote, local, false)
+    if !peer.addr.is_empty() {
+        builder.var(b"REMOTE_ADDR", peer.addr.as_bytes())?;
+        builder.var(b"REMOTE_PORT", peer.port.as_bytes())?;
+    }
+    builder.connection(None, local, false)
 }
 
 /// Reads the whole request body into memory, then a temp file.
@@ -235,7 +265,8 @@ fn plain(code: u16, text: &'static str) -> Response<HttpBody> {
 /// What the app sent, kept until it is done (`threads = 1`).
 #[derive(Default)]
 struct Kept {
-    head: Option<OwnedHead>,
+    /// The head, already converted (`Err(())` if http-front refused it; logged).
+    head: Option<Result<http_front::ResponseHead, ()>>,
     chunks: VecDeque<Bytes>,
     in_memory: usize,
     file: Option<File>,
@@ -280,7 +311,7 @@ struct KeepSink(Arc<Mutex<Kept>>);
 impl ResponseSink for KeepSink {
     fn send_head(&mut self, head: &ResponseHead<'_>, body: &[&[u8]]) -> io::Result<()> {
         let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        kept.head = Some((head.status.to_owned(), head.headers.to_vec()));
+        kept.head = Some(convert_head(head.status, head.headers).ok_or(()));
         body.iter().try_for_each(|piece| kept.push(piece))
     }
 

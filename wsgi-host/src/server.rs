@@ -176,12 +176,7 @@ where
                 continue;
             }
         };
-        let handler = WsgiHandler {
-            worker: Arc::clone(&worker),
-            executor: executor.clone(),
-            remote,
-            local,
-        };
+        let handler = WsgiHandler::new(Arc::clone(&worker), executor.clone(), remote, local);
         let builder = Arc::clone(&builder);
         let mut stopping = stopping.clone();
         tasks.spawn(async move {

@@ -129,6 +129,18 @@ impl RequestHead {
         self.str_at(self.method)
     }
 
+    /// The method as bytes (the same token as [`method`](Self::method), without the UTF-8
+    /// check `&str` needs). O(1).
+    pub fn raw_method(&self) -> &[u8] {
+        &self.buf[self.method.range()]
+    }
+
+    /// The request target as bytes, exactly as sent (the same as [`target`](Self::target),
+    /// without the UTF-8 check). O(1).
+    pub fn raw_target(&self) -> &[u8] {
+        &self.buf[self.target.range()]
+    }
+
     /// Whether the method is exactly `HEAD` (its response has no body, RFC 9110 §9.3.2).
     pub fn is_head(&self) -> bool {
         self.method() == "HEAD"
@@ -280,6 +292,11 @@ impl<'a> Field<'a> {
     pub fn name(&self) -> &'a str {
         // httparse only accepts token characters in names, which are ASCII.
         std::str::from_utf8(self.name).unwrap_or_default()
+    }
+
+    /// The name as bytes (the same token as [`name`](Self::name), without the UTF-8 check).
+    pub fn raw_name(&self) -> &'a [u8] {
+        self.name
     }
 
     /// The value with leading and trailing SP/HTAB removed; may hold obs-text bytes
