@@ -162,6 +162,16 @@ fn serve_worker(
         // SAFETY: the worker has not started any thread yet (no runtime, no interpreter).
         unsafe { std::env::set_var(key, value) };
     }
+    // SIGINT and SIGQUIT stop the worker at once, even while the app holds the runtime
+    // thread (threads = 1): the handler itself ends the process (async-signal-safe _exit).
+    let now = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGQUIT] {
+        if let Err(e) =
+            signal_hook::flag::register_conditional_shutdown(signal, 0, Arc::clone(&now))
+        {
+            tracing::warn!("cannot install the immediate-stop handler for signal {signal}: {e}");
+        }
+    }
     let mut python = PythonConfig::new();
     for dir in &options.app.pythonpath {
         python.pythonpath(dir);
@@ -199,22 +209,19 @@ fn serve_worker(
     }
 }
 
-/// Resolves on SIGTERM (graceful stop); exits the process at once on SIGINT or SIGQUIT.
+/// Resolves on SIGTERM (graceful stop). SIGINT and SIGQUIT end the process from their
+/// handler (see `serve_worker`).
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::quit()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        tracing::error!("cannot install the SIGTERM handler; stop with SIGINT or SIGKILL");
         return std::future::pending().await;
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("worker {}: SIGTERM, finishing requests in flight", std::process::id()),
-        _ = int.recv() => std::process::exit(0),
-        _ = quit.recv() => std::process::exit(0),
-    }
+    term.recv().await;
+    tracing::info!(
+        "worker {}: SIGTERM, finishing requests in flight",
+        std::process::id()
+    );
 }
 
 fn load_worker(py: Python<'_>, options: &Options) -> Result<Worker, LoadError> {

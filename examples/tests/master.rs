@@ -425,3 +425,30 @@ fn pidfile_logto_gid_and_daemonize() {
         "{log}"
     );
 }
+
+#[test]
+fn sigint_and_sigquit_stop_at_once() {
+    for signal in ["INT", "QUIT"] {
+        let dir = TempDir::new(&format!("stop-{signal}"));
+        let (mut master, port) = hello_master(&dir, &[]);
+        // A request that would take 5 s is cut, not waited for.
+        let request = thread::spawn(move || get(port, "/sleep?ms=5000"));
+        thread::sleep(Duration::from_millis(400));
+        let sent = Instant::now();
+        master.signal(signal);
+        let status = master
+            .wait_exit(Duration::from_secs(4))
+            .expect("master exits at once");
+        assert!(status.success(), "SIG{signal}: exit status {status}");
+        assert!(
+            sent.elapsed() < Duration::from_secs(4),
+            "SIG{signal} took {:?}",
+            sent.elapsed()
+        );
+        assert_eq!(
+            request.join().unwrap(),
+            None,
+            "SIG{signal}: the long request was cut"
+        );
+    }
+}
