@@ -235,11 +235,11 @@ impl StdStream {
 
     /// One non-blocking read appended to `buf`; `WouldBlock` when nothing is there.
     fn read_some(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        let start = buf.len();
-        buf.resize(start + 8 * 1024, 0);
-        let result = self.read_now(&mut buf[start..]);
-        buf.truncate(start + *result.as_ref().unwrap_or(&0));
-        result
+        with_scratch(|scratch| {
+            let n = self.read_now(scratch)?;
+            buf.extend_from_slice(&scratch[..n]);
+            Ok(n)
+        })
     }
 }
 
@@ -256,6 +256,19 @@ impl AsRawFd for StdStream {
     fn as_raw_fd(&self) -> RawFd {
         self.as_fd().as_raw_fd()
     }
+}
+
+/// Bytes read from a socket at a time, into the per-thread scratch buffer.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Runs `f` with this thread's read buffer: zeroed once, reused for every read, so a read
+/// costs a copy of the bytes received instead of zero-filling room for the largest read.
+fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+            std::cell::RefCell::new(vec![0u8; READ_CHUNK].into_boxed_slice());
+    }
+    SCRATCH.with(|s| f(&mut s.borrow_mut()))
 }
 
 /// Limits and timeouts of the uwsgi path.
@@ -722,19 +735,19 @@ impl BodySource for SocketBody {
                     "the request is over",
                 )));
             };
-            let start = self.buf.len();
-            self.buf.resize(start + 16 * 1024, 0);
-            let read = conn.read(&mut self.buf[start..]);
+            let read = with_scratch(|scratch| -> io::Result<usize> {
+                let n = conn.read(scratch)?;
+                self.buf.extend_from_slice(&scratch[..n]);
+                Ok(n)
+            });
             match read {
                 Ok(0) => {
-                    self.buf.truncate(start);
                     return Err(BodyError::Truncated {
                         received: self.received,
                     });
                 }
-                Ok(n) => self.buf.truncate(start + n),
+                Ok(_) => {}
                 Err(err) => {
-                    self.buf.truncate(start);
                     return Err(match err.kind() {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => BodyError::TimedOut,
                         _ => BodyError::Io(err),
