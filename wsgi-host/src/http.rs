@@ -241,10 +241,17 @@ fn convert_head(status: &str, headers: &[(String, String)]) -> Option<http_front
     Some(head)
 }
 
-fn latin1(s: &str) -> Vec<u8> {
-    s.chars()
-        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
-        .collect()
+/// The latin-1 bytes of a header value `start_response` validated (borrowed when ASCII, as
+/// nearly every value is).
+fn latin1(s: &str) -> std::borrow::Cow<'_, [u8]> {
+    if s.is_ascii() {
+        return std::borrow::Cow::Borrowed(s.as_bytes());
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+            .collect(),
+    )
 }
 
 fn plain(code: u16, text: &'static str) -> Response<HttpBody> {
