@@ -106,8 +106,14 @@ class Result:
 
 
 def parse_wrk(out: str) -> tuple[float, float, int]:
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    """(req/s, p99 ms, errors) from wrk's output; a run wrk could not finish counts as
+    0 req/s with one error, so one bad run never hides the others."""
+    rps_m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    if not rps_m or not m:
+        print(f"  wrk produced no summary:\n{out[-500:]}", flush=True)
+        return 0.0, 0.0, 1
+    rps = float(rps_m.group(1))
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
     errors = 0
     e = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -120,12 +126,13 @@ def parse_wrk(out: str) -> tuple[float, float, int]:
 
 
 def wrk(url: str, seconds: int, connections: int) -> tuple[float, float, int]:
-    out = subprocess.run(
+    run = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
         capture_output=True,
         text=True,
         timeout=seconds + 30,
-    ).stdout
+    )
+    out = run.stdout + run.stderr
     rps, p99, errors = parse_wrk(out)
     if errors:
         print(f"  wrk reported {errors} errors against {url}:", flush=True)
