@@ -452,3 +452,43 @@ fn sigint_and_sigquit_stop_at_once() {
         );
     }
 }
+
+#[test]
+fn several_listeners_at_once() {
+    // A uwsgi TCP socket, a unix uwsgi socket and an HTTP socket, served by every worker.
+    let dir = TempDir::new("multi");
+    let uwsgi_port = free_port();
+    let http_port = free_port();
+    let sock = dir.path("app.sock");
+    let app = support::apps().join("hello.py");
+    let uwsgi_addr = format!("127.0.0.1:{uwsgi_port}");
+    let http_addr = format!("127.0.0.1:{http_port}");
+    let master = ferrule(
+        &dir,
+        &[
+            "--socket",
+            &uwsgi_addr,
+            "--socket",
+            sock.to_str().unwrap(),
+            "--http-socket",
+            &http_addr,
+            "--wsgi-file",
+            app.to_str().unwrap(),
+            "--master",
+            "--processes",
+            "2",
+        ],
+        Addr::Tcp(http_port),
+    );
+    assert_eq!(
+        get(uwsgi_port, "/"),
+        Some((200, "Hello, World!".to_string()))
+    );
+    let r = support::curl(http_port, "/", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, World!"));
+    let (router, port) = support::uwsgi_router(&dir, sock.to_str().unwrap(), &[]);
+    let r = support::curl(port, "/", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, World!"));
+    drop(router);
+    drop(master);
+}
