@@ -177,7 +177,7 @@ def raw_application(environ, start_response):
             f = io.BytesIO(data)
         else:
             f = tempfile.TemporaryFile()
-            f.write(b"SKIPPED" + data)
+            f.write(b"PREFIX_" + data)  # 7 bytes the response must not include
             f.seek(7)
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("Content-Length", str(len(data)))])
