@@ -340,7 +340,8 @@ impl<'a> Iterator for Fields<'a> {
 
     fn next(&mut self) -> Option<Field<'a>> {
         loop {
-            let lf = self.rest.iter().position(|&b| b == b'\n')?;
+            // memchr: SIMD line and colon search (a byte loop cost ~9 instructions a byte).
+            let lf = memchr::memchr(b'\n', self.rest)?;
             let line = &self.rest[..lf];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.is_empty() {
@@ -349,9 +350,9 @@ impl<'a> Iterator for Fields<'a> {
             }
             self.rest = &self.rest[lf + 1..];
             // Validated: `token ":" OWS value OWS`, no CR/LF inside.
-            let colon = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+            let colon = memchr::memchr(b':', line).unwrap_or(line.len());
             let name = &line[..colon];
-            if self.skip_underscores && name.contains(&b'_') {
+            if self.skip_underscores && memchr::memchr(b'_', name).is_some() {
                 continue;
             }
             let value = line.get(colon + 1..).unwrap_or_default();
