@@ -27,7 +27,7 @@ pub(super) fn parse_target(
     at: usize,
     allow_connect: bool,
 ) -> Result<TargetParts, Fault> {
-    if !target.is_ascii() || target.contains(&b'#') {
+    if !target.is_ascii() || memchr::memchr(b'#', target).is_some() {
         return Err(Fault::Target);
     }
     if method == "CONNECT" {
@@ -96,7 +96,7 @@ pub(super) fn parse_target(
 /// Splits `target[from..]` at the first `?`.
 fn split_query(target: &[u8], at: usize, from: usize) -> (Span, Option<Span>) {
     let rest = &target[from..];
-    match rest.iter().position(|&b| b == b'?') {
+    match memchr::memchr(b'?', rest) {
         Some(q) => (
             Span::new(at + from, q),
             Some(Span::new(at + from + q + 1, rest.len() - q - 1)),
