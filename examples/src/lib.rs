@@ -5,3 +5,4 @@
 
 pub mod app_server;
 pub mod options;
+pub mod proxy_main;

@@ -1,11 +1,12 @@
 //! Proxy primitives for `ferrule-proxy` and other Rust servers.
 //!
-//! Everything here is sans-IO: pure functions and state machines that take the request as
-//! plain data (byte slices, addresses) and, where time matters, `now` as a parameter. The
-//! server that wires them to sockets lives elsewhere (the `ferrule-proxy` binary). The
-//! exceptions are [`static_files::StaticLocation::resolve`], which calls `canonicalize`
-//! and `metadata` (it never opens a file), and [`config::ProxyConfig::load`], which reads
-//! the configuration file.
+//! Everything here except [`server`] is sans-IO: pure functions and state machines that
+//! take the request as plain data (byte slices, addresses) and, where time matters, `now`
+//! as a parameter. [`server`] wires them to sockets on tokio (the `ferrule-proxy` binary
+//! only parses its command line and calls it). The other exceptions are
+//! [`static_files::StaticLocation::resolve`], which calls `canonicalize` and `metadata` (it
+//! never opens a file), and [`config::ProxyConfig::load`], which reads the configuration
+//! file.
 //!
 //! - [`path`]: splitting request targets, percent-decoding, nginx's `$document_uri`
 //!   normalisation and the stricter static-file path check.
@@ -24,8 +25,10 @@
 //!   location matching.
 //! - [`error`]: the crate-level [`Error`], classified into 4xx/5xx and retryable or not.
 //!
-//! Not here yet: the upstream connections and their keep-alive pool, the request-body
-//! spill buffer, TLS, the access log, and the server loop.
+//! - [`server`]: the async server on tokio (the one module that does socket I/O):
+//!   listeners, the request handler, upstream connections with a keep-alive pool, the
+//!   request-body spill buffer, TLS through rustls, the access log, graceful shutdown and
+//!   reload.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -36,6 +39,7 @@ pub use error::{Error, ErrorSource};
 pub mod forwarded;
 pub mod path;
 pub mod pool;
+pub mod server;
 pub mod static_files;
 pub mod upstream_head;
 pub mod upstream_request;

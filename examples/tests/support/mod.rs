@@ -390,3 +390,40 @@ pub fn children(pid: u32) -> Vec<u32> {
     out.sort_unstable();
     out
 }
+
+/// Starts `ferrule-proxy` with `args` plus `--listen 127.0.0.1:PORT` on a fresh port and
+/// waits until it accepts.
+pub fn ferrule_proxy(dir: &TempDir, args: &[&str]) -> (Proc, u16) {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrule-proxy"));
+    cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .args(["--workers", "2"])
+        .current_dir(root());
+    let mut proc = Proc::spawn("ferrule-proxy", cmd, dir.path("proxy.log"), "TERM");
+    proc.wait_for(&Addr::Tcp(port));
+    (proc, port)
+}
+
+/// Real uWSGI (pyuwsgi from the test venv) serving the Flask app on a unix uwsgi socket.
+pub fn uwsgi_flask(dir: &TempDir, name: &str) -> (Proc, PathBuf) {
+    let sock = dir.path(&format!("{name}.sock"));
+    let apps = apps();
+    let mut cmd = Command::new(venv().join("bin/uwsgi"));
+    cmd.args([
+        "--socket",
+        sock.to_str().unwrap(),
+        "--chdir",
+        apps.to_str().unwrap(),
+        "--wsgi-file",
+        apps.join("flaskapp.py").to_str().unwrap(),
+        "--buffer-size",
+        "65535",
+        "--master",
+        "--processes",
+        "2",
+    ]);
+    let mut proc = Proc::spawn("uwsgi", cmd, dir.path(&format!("{name}.log")), "INT");
+    proc.wait_for(&Addr::Unix(sock.clone()));
+    (proc, sock)
+}

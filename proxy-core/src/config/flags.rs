@@ -30,6 +30,7 @@ pub struct QuickFlags {
 impl ProxyConfig {
     /// Builds the configuration that the quick flags describe: one server on every
     /// `--listen` address, `--static` locations, and `/` passed to the app upstream.
+    /// `client_max_body_size` is 1 GiB (a configuration file defaults to nginx's 1m).
     ///
     /// # Errors
     ///
@@ -146,7 +147,11 @@ impl ProxyConfig {
                 server_names: Vec::new(),
                 tls: None,
                 trusted_proxies: TrustedProxies::new(),
-                client_max_body_size: 1024 * 1024,
+                // The quick flags serve an app behind the proxy (uploads included): the
+                // body limit is http-front's 1 GiB, not nginx's 1m (a configuration file
+                // gets 1m unless it says otherwise). Bodies over the memory threshold are
+                // buffered in a temporary file, not in memory.
+                client_max_body_size: 1024 * 1024 * 1024,
                 locations,
             }],
             upstreams,

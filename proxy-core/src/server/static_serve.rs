@@ -1,0 +1,180 @@
+//! Serving a static location: resolve and plan on a blocking thread, then stream the byte
+//! range from the file in 64 KiB reads (small bodies are read in the same blocking call).
+
+use std::io::{Read, Seek, SeekFrom};
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use http_front::{ChannelBody, Either, Full, RequestHead, ResponseHead};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::static_files::{ByteRange, Resolved, ResponsePlan, StaticLocation, StaticRequest};
+
+/// Read size when streaming, and the largest body read in one go.
+const CHUNK: usize = 64 * 1024;
+
+/// What a static location answers.
+#[derive(Debug)]
+pub(crate) enum StaticAnswer {
+    /// A response (file, 304, 416, redirect, 403, ...).
+    Response(ResponseHead, Either<Full, ChannelBody>),
+    /// No such file: 404, or the fallback upstream.
+    NotFound,
+    /// An error status (400, 403, 500).
+    Status(u16),
+}
+
+enum Blocking {
+    NotFound,
+    Forbidden,
+    Redirect(Vec<u8>),
+    Plan(ResponsePlan, Option<Bytes>),
+    Error(u16, String),
+}
+
+fn read_range(plan: &ResponsePlan, range: ByteRange) -> std::io::Result<Bytes> {
+    let mut f = std::fs::File::open(&plan.file)?;
+    f.seek(SeekFrom::Start(range.start))?;
+    let len = usize::try_from(range.len).unwrap_or(usize::MAX);
+    let mut buf = BytesMut::zeroed(len);
+    f.read_exact(&mut buf)?;
+    Ok(buf.freeze())
+}
+
+fn resolve_and_plan(
+    files: &StaticLocation,
+    path: &[u8],
+    accept: Option<&[u8]>,
+    sreq: &StaticRequest,
+) -> Blocking {
+    match files.resolve(path, accept) {
+        Ok(Resolved::File(file)) => {
+            let plan = files.plan(sreq, &file, SystemTime::now());
+            match plan.body {
+                Some(range) if range.len <= CHUNK as u64 => match read_range(&plan, range) {
+                    Ok(b) => Blocking::Plan(plan, Some(b)),
+                    Err(e) => Blocking::Error(500, e.to_string()),
+                },
+                _ => Blocking::Plan(plan, None),
+            }
+        }
+        Ok(Resolved::NotFound) => Blocking::NotFound,
+        Ok(Resolved::Forbidden) => Blocking::Forbidden,
+        Ok(Resolved::RedirectToDirectory(loc)) => Blocking::Redirect(loc),
+        Err(e) => Blocking::Error(e.status(), e.to_string()),
+    }
+}
+
+/// Answers a request for a static location. With `inline`, the filesystem calls (resolve,
+/// and reading a body of up to 64 KiB) run on the runtime thread, as nginx does them in its
+/// event loop; otherwise on tokio's blocking pool (one thread hop per request).
+pub(crate) async fn serve(
+    files: &StaticLocation,
+    head: &RequestHead,
+    raw_path: &[u8],
+    query: Option<&[u8]>,
+    inline: bool,
+) -> StaticAnswer {
+    let accept = head.field("accept-encoding");
+    let sreq = StaticRequest::from_fields(
+        head.raw_method(),
+        head.fields().map(|f| (f.raw_name(), f.value())),
+    );
+    let blocking = if inline {
+        Ok(resolve_and_plan(files, raw_path, accept, &sreq))
+    } else {
+        let files = files.clone();
+        let path = raw_path.to_vec();
+        let accept = accept.map(<[u8]>::to_vec);
+        tokio::task::spawn_blocking(move || {
+            resolve_and_plan(&files, &path, accept.as_deref(), &sreq)
+        })
+        .await
+    };
+    let blocking = match blocking {
+        Ok(b) => b,
+        Err(e) => Blocking::Error(500, e.to_string()),
+    };
+    match blocking {
+        Blocking::NotFound => StaticAnswer::NotFound,
+        Blocking::Forbidden => StaticAnswer::Status(403),
+        Blocking::Error(status, msg) => {
+            if status >= 500 {
+                tracing::error!("static file: {msg}");
+            } else {
+                tracing::debug!("static file: {msg}");
+            }
+            StaticAnswer::Status(status)
+        }
+        Blocking::Redirect(mut location) => {
+            if let Some(q) = query {
+                location.push(b'?');
+                location.extend_from_slice(q);
+            }
+            let Ok(mut rh) = ResponseHead::new(301) else {
+                return StaticAnswer::Status(500);
+            };
+            if rh.append("Location", &location).is_err() {
+                return StaticAnswer::Status(400);
+            }
+            let _ = rh.append("Content-Type", "text/html");
+            let body =
+                Full::new(&b"<html><body><h1>301 Moved Permanently</h1></body></html>\n"[..]);
+            StaticAnswer::Response(rh, Either::Left(body))
+        }
+        Blocking::Plan(plan, data) => {
+            let Ok(mut rh) = ResponseHead::new(plan.status) else {
+                return StaticAnswer::Status(500);
+            };
+            for (name, value) in &plan.headers {
+                if rh.append(name, value).is_err() {
+                    return StaticAnswer::Status(500);
+                }
+            }
+            if let Some(n) = plan.content_length {
+                let _ = rh.append("Content-Length", n.to_string());
+            }
+            let body = match (plan.body, data) {
+                (None, _) if plan.content_length.is_some_and(|n| n > 0) => super::no_body(),
+                (None, _) => Either::Left(Full::empty()),
+                (Some(_), Some(data)) => Either::Left(Full::new(data)),
+                (Some(range), None) => Either::Right(stream_file(plan.file, range)),
+            };
+            StaticAnswer::Response(rh, body)
+        }
+    }
+}
+
+/// Streams `range` of `path` through a channel, 64 KiB per read.
+fn stream_file(path: std::path::PathBuf, range: ByteRange) -> ChannelBody {
+    let (tx, body) = ChannelBody::channel(2);
+    tokio::spawn(async move {
+        let result: std::io::Result<()> = async {
+            let mut f = tokio::fs::File::open(&path).await?;
+            f.seek(SeekFrom::Start(range.start)).await?;
+            let mut left = range.len;
+            while left > 0 {
+                let want = CHUNK.min(usize::try_from(left).unwrap_or(CHUNK));
+                let mut buf = BytesMut::with_capacity(want);
+                let n = (&mut f).take(want as u64).read_buf(&mut buf).await?;
+                if n == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    ));
+                }
+                left -= n as u64;
+                if tx.send(Ok(buf.freeze())).await.is_err() {
+                    return Ok(()); // the client went away
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!("streaming {}: {e}", path.display());
+            let _ = tx.send(Err(Box::new(e))).await;
+        }
+    });
+    body
+}
