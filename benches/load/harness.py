@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 APPS = ROOT / "examples" / "apps"
 FERRULE = ROOT / "target" / "release" / "ferrule"
 FERRULE_PROXY = ROOT / "target" / "release" / "ferrule-proxy"
+STATIC_10K = b"x" * 10240
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -229,10 +230,107 @@ def scenario_threads(venv: Path, workdir: Path) -> list[tuple[str, list[Server],
     return out
 
 
+def nginx_conf(workdir: Path, name: str, body: str) -> tuple[Server, int]:
+    """nginx with one worker and `body` inside `http {}` after a `listen` line is added."""
+    port = free_port()
+    d = workdir / f"nginx-{name}"
+    (d / "logs").mkdir(parents=True, exist_ok=True)
+    (d / "tmp").mkdir(exist_ok=True)
+    os.chmod(d, 0o777)
+    os.chmod(d / "tmp", 0o777)
+    conf = d / "nginx.conf"
+    conf.write_text(
+        f"""
+worker_processes 1;
+error_log {d}/logs/error.log warn;
+pid {d}/logs/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/tmp/body; uwsgi_temp_path {d}/tmp/uwsgi;
+  proxy_temp_path {d}/tmp/proxy; fastcgi_temp_path {d}/tmp/fcgi; scgi_temp_path {d}/tmp/scgi;
+  {body.replace("LISTEN", f"listen 127.0.0.1:{port};")}
+}}
+"""
+    )
+    return Server(f"nginx-{name}", [NGINX, "-c", str(conf), "-p", str(d), "-g", "daemon off;"], port), port
+
+
+def scenario_proxy_uwsgi(venv: Path, workdir: Path) -> list[tuple[str, list[Server], str]]:
+    """ferrule-proxy -> ferrule vs nginx -> uWSGI, both over a unix uwsgi socket, 1 worker each."""
+    out = []
+    if FERRULE.exists() and FERRULE_PROXY.exists():
+        sock = str(workdir / "ferrule-p.sock")
+        app = Server("ferrule", [str(FERRULE), "--socket", sock, "--chmod-socket", "666",
+                                 "--wsgi-file", str(APPS / "hello.py"), "--disable-logging"], 0, wait_unix=sock)
+        p = free_port()
+        front = Server("ferrule-proxy", [str(FERRULE_PROXY), "--listen", f"127.0.0.1:{p}",
+                                         "--uwsgi-pass", f"unix:{sock}", "--workers", "1"], p,
+                       env={"FERRULE_LOG": "warn,access=off"})
+        out.append(("ferrule-proxy+ferrule", [app, front], f"http://127.0.0.1:{p}/"))
+    sock = str(workdir / "uwsgi-p.sock")
+    app = Server("uwsgi", [str(venv / "bin" / "uwsgi"), "--socket", sock, "--chmod-socket=666",
+                           "--wsgi-file", str(APPS / "hello.py"), "--processes", "1", "--master",
+                           "--disable-logging", "--listen", "1024"], 0, wait_unix=sock)
+    front, port = nginx_uwsgi_front(workdir, sock, "uwsgi-p")
+    out.append(("nginx+uwsgi", [app, front], f"http://127.0.0.1:{port}/"))
+    return out
+
+
+def scenario_static(venv: Path, workdir: Path) -> list[tuple[str, list[Server], str]]:
+    """A 10 KB static file: ferrule-proxy vs nginx, 1 worker each."""
+    root = workdir / "static"
+    root.mkdir(exist_ok=True)
+    (root / "10k.bin").write_bytes(STATIC_10K)
+    os.chmod(workdir, 0o755)
+    os.chmod(root, 0o755)
+    out = []
+    if FERRULE_PROXY.exists():
+        p = free_port()
+        proxy = Server("ferrule-proxy", [str(FERRULE_PROXY), "--listen", f"127.0.0.1:{p}",
+                                         "--static", f"/static={root}", "--workers", "1"], p,
+                       env={"FERRULE_LOG": "warn,access=off"})
+        out.append(("ferrule-proxy", [proxy], f"http://127.0.0.1:{p}/static/10k.bin"))
+    nginx, port = nginx_conf(workdir, "static", f"server {{ LISTEN location /static/ {{ alias {root}/; }} }}")
+    out.append(("nginx", [nginx], f"http://127.0.0.1:{port}/static/10k.bin"))
+    return out
+
+
+def scenario_http_upstream(venv: Path, workdir: Path) -> list[tuple[str, list[Server], str]]:
+    """An HTTP upstream with keep-alive (ferrule --http-socket, hello app): ferrule-proxy
+    --proxy-pass vs nginx proxy_pass with an upstream keepalive pool, 1 worker each. Each
+    front gets its own backend, started the same way."""
+    out = []
+    if FERRULE.exists() and FERRULE_PROXY.exists():
+        bp = free_port()
+        backend = Server("backend", [str(FERRULE), "--http-socket", f"127.0.0.1:{bp}", "--wsgi-file",
+                                     str(APPS / "hello.py"), "--disable-logging"], bp)
+        p = free_port()
+        proxy = Server("ferrule-proxy", [str(FERRULE_PROXY), "--listen", f"127.0.0.1:{p}",
+                                         "--proxy-pass", f"http://127.0.0.1:{bp}", "--workers", "1"], p,
+                       env={"FERRULE_LOG": "warn,access=off"})
+        out.append(("ferrule-proxy", [backend, proxy], f"http://127.0.0.1:{p}/"))
+        bp2 = free_port()
+        backend2 = Server("backend2", [str(FERRULE), "--http-socket", f"127.0.0.1:{bp2}", "--wsgi-file",
+                                       str(APPS / "hello.py"), "--disable-logging"], bp2)
+        nginx, port = nginx_conf(
+            workdir, "http",
+            f"upstream app {{ server 127.0.0.1:{bp2}; keepalive 32; }} "
+            "server { LISTEN location / { proxy_pass http://app; proxy_http_version 1.1; "
+            "proxy_set_header Connection \"\"; } }")
+        out.append(("nginx", [backend2, nginx], f"http://127.0.0.1:{port}/"))
+    return out
+
+
 SCENARIOS = {
     "http": (scenario_http, "ferrule", "HTTP direct, hello app, 1 worker"),
     "nginx-uwsgi": (scenario_nginx_uwsgi, "nginx+ferrule", "nginx -> unix uwsgi socket, hello app, 1 worker"),
     "threads": (scenario_threads, "ferrule --threads 32", "app sleeping 10 ms, 32 threads, 1 worker"),
+    "proxy-uwsgi": (scenario_proxy_uwsgi, "ferrule-proxy+ferrule",
+                    "front -> unix uwsgi socket -> app server, hello app, 1 worker each"),
+    "static": (scenario_static, "ferrule-proxy", "10 KB static file, 1 worker"),
+    "http-upstream": (scenario_http_upstream, "ferrule-proxy",
+                      "front -> HTTP/1.1 upstream with keep-alive (ferrule --http-socket), 1 worker each"),
 }
 
 
