@@ -133,7 +133,13 @@ pub fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(async move {
-        let server = Server::bind(config, Options::default())?;
+        // Static files are served on the runtime thread, as nginx serves them from its event
+        // loop: the lookups are a few cached system calls, cheaper than a thread hop.
+        let options = Options {
+            static_inline: true,
+            ..Options::default()
+        };
+        let server = Server::bind(config, options)?;
         for addr in server.local_addrs() {
             tracing::info!("ferrule-proxy listening on {addr} ({workers} threads)");
         }

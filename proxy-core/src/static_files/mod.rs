@@ -103,6 +103,10 @@ pub enum IfModifiedSince {
 pub struct StaticLocation {
     prefix: Vec<u8>,
     dir: PathBuf,
+    /// `dir` with every symlink resolved, computed on first use and kept: the root is
+    /// configuration, so one `realpath` per location instead of one per request (a moved
+    /// root is picked up on reload, which builds new locations).
+    canonical: std::sync::OnceLock<PathBuf>,
     alias: bool,
     index: Vec<String>,
     gzip_static: bool,
@@ -332,6 +336,7 @@ impl StaticLocation {
         StaticLocation {
             prefix: prefix.as_bytes().to_vec(),
             dir,
+            canonical: std::sync::OnceLock::new(),
             alias,
             index: vec!["index.html".to_owned()],
             gzip_static: false,
@@ -460,9 +465,12 @@ impl StaticLocation {
         let Some(candidate) = self.map_path(&decoded) else {
             return Ok(Resolved::NotFound);
         };
-        let root = match fs::canonicalize(&self.dir) {
-            Ok(root) => root,
-            Err(e) => return settle(e, &self.dir),
+        let root = match self.canonical.get() {
+            Some(root) => root.clone(),
+            None => match fs::canonicalize(&self.dir) {
+                Ok(root) => self.canonical.get_or_init(|| root).clone(),
+                Err(e) => return settle(e, &self.dir),
+            },
         };
         let (real, meta) = match inside(&root, &candidate) {
             Ok(Some(found)) => found,
