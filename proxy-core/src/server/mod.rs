@@ -193,14 +193,22 @@ impl From<ServerError> for io::Error {
     }
 }
 
-/// A multi-thread tokio runtime with `workers` threads (at least 1) and all drivers on.
+/// The proxy's tokio runtime, all drivers on: a current-thread runtime for one worker (no
+/// cross-thread wake-ups), else a multi-thread runtime with `workers` threads.
 ///
 /// # Errors
 ///
 /// When the runtime cannot be built (thread creation failed).
 pub fn runtime(workers: usize) -> io::Result<tokio::runtime::Runtime> {
+    if workers <= 1 {
+        // One worker: everything on the calling thread, with no cross-thread wake-ups
+        // (nginx's one-worker model).
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+    }
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
+        .worker_threads(workers)
         .thread_name("ferrule-proxy")
         .enable_all()
         .build()
