@@ -143,7 +143,8 @@ def wrk(url: str, seconds: int, connections: int) -> tuple[float, float, int]:
     return rps, p99, errors
 
 
-def nginx_uwsgi_front(workdir: Path, sock: str, name: str) -> tuple[Server, int]:
+def nginx_conf(workdir: Path, name: str, body: str) -> tuple[Server, int]:
+    """nginx with one worker and `body` inside `http {}` after a `listen` line is added."""
     port = free_port()
     d = workdir / f"nginx-{name}"
     (d / "logs").mkdir(parents=True, exist_ok=True)
@@ -161,14 +162,18 @@ http {{
   access_log off;
   client_body_temp_path {d}/tmp/body; uwsgi_temp_path {d}/tmp/uwsgi;
   proxy_temp_path {d}/tmp/proxy; fastcgi_temp_path {d}/tmp/fcgi; scgi_temp_path {d}/tmp/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{ include /etc/nginx/uwsgi_params; uwsgi_pass unix:{sock}; }}
-  }}
+  {body.replace("LISTEN", f"listen 127.0.0.1:{port};")}
 }}
 """
     )
-    return Server(f"nginx->{name}", [NGINX, "-c", str(conf), "-p", str(d), "-g", "daemon off;"], port), port
+    return Server(f"nginx-{name}", [NGINX, "-c", str(conf), "-p", str(d), "-g", "daemon off;"], port), port
+
+
+def nginx_uwsgi_front(workdir: Path, sock: str, name: str) -> tuple[Server, int]:
+    """nginx with the stock `uwsgi_params`, passing everything to the unix socket `sock`."""
+    return nginx_conf(
+        workdir, name,
+        f"server {{ LISTEN location / {{ include /etc/nginx/uwsgi_params; uwsgi_pass unix:{sock}; }} }}")
 
 
 def scenario_http(venv: Path, workdir: Path) -> list[tuple[str, list[Server], str]]:
@@ -228,32 +233,6 @@ def scenario_threads(venv: Path, workdir: Path) -> list[tuple[str, list[Server],
                            "hello:application"], p, cwd=APPS)
     out.append(("granian 32 threads", [s], f"http://127.0.0.1:{p}/sleep?ms=10"))
     return out
-
-
-def nginx_conf(workdir: Path, name: str, body: str) -> tuple[Server, int]:
-    """nginx with one worker and `body` inside `http {}` after a `listen` line is added."""
-    port = free_port()
-    d = workdir / f"nginx-{name}"
-    (d / "logs").mkdir(parents=True, exist_ok=True)
-    (d / "tmp").mkdir(exist_ok=True)
-    os.chmod(d, 0o777)
-    os.chmod(d / "tmp", 0o777)
-    conf = d / "nginx.conf"
-    conf.write_text(
-        f"""
-worker_processes 1;
-error_log {d}/logs/error.log warn;
-pid {d}/logs/nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/tmp/body; uwsgi_temp_path {d}/tmp/uwsgi;
-  proxy_temp_path {d}/tmp/proxy; fastcgi_temp_path {d}/tmp/fcgi; scgi_temp_path {d}/tmp/scgi;
-  {body.replace("LISTEN", f"listen 127.0.0.1:{port};")}
-}}
-"""
-    )
-    return Server(f"nginx-{name}", [NGINX, "-c", str(conf), "-p", str(d), "-g", "daemon off;"], port), port
 
 
 def scenario_proxy_uwsgi(venv: Path, workdir: Path) -> list[tuple[str, list[Server], str]]:
