@@ -5,8 +5,8 @@ use std::mem::MaybeUninit;
 
 use bytes::{Buf, BytesMut};
 
-use super::policy::{self, Semantics};
-use super::{RequestHead, Span, Version};
+use super::policy;
+use super::{Meta, RequestHead, Span, Version};
 use crate::config::{HeadConfig, UnderscorePolicy};
 use crate::error::{Error, Fault};
 
@@ -231,6 +231,7 @@ impl HeadParser {
         if len > self.config.max_head_bytes {
             return Err(Error::parse(Fault::HeadTooLarge));
         }
+        let bytes = &bytes[..len];
         let base = bytes.as_ptr() as usize;
         let offset = |s: &[u8]| s.as_ptr() as usize - base;
         // httparse fills all three on Complete; empty defaults keep this panic-free.
@@ -243,75 +244,40 @@ impl HeadParser {
         let method_span = Span::new(offset(method.as_bytes()), method.len());
         let target_span = Span::new(offset(target.as_bytes()), target.len());
         // request-line = method SP request-target SP HTTP-version, without the CRLF.
-        if target_span.end as usize + 9 > self.config.max_request_line {
+        let line_end = target_span.end() + 9;
+        if line_end > self.config.max_request_line {
             return Err(Error::parse(Fault::RequestLineTooLong));
         }
-        if !self.config.allow_bare_lf {
-            check_crlf(bytes, len, req.headers, base)?;
-        }
-        let Semantics {
-            form,
-            path,
-            query,
-            authority,
-            host_field,
-            body,
-            close,
-            keep_alive_token,
-            upgrade,
-            expect_continue,
-        } = policy::analyze(&req, version, target_span, base, &self.config)
+        let semantics = policy::analyze(&req, bytes, version, target_span, &self.config)
             .map_err(Error::parse)?;
         // The request line ends 9 bytes after the target (" HTTP/1.x"), then CRLF or LF.
-        let line_end = target_span.end as usize + 9;
         let fields_start = line_end
             + if bytes.get(line_end) == Some(&b'\r') {
                 2
             } else {
                 1
             };
+        let mut flags = semantics.flags;
+        if version == Version::Http10 {
+            flags |= Meta::HTTP10;
+        }
+        if self.config.underscores == UnderscorePolicy::Drop {
+            flags |= Meta::SKIP_UNDERSCORES;
+        }
 
         let head = buf.split_to(len).freeze();
         Ok(Some(RequestHead {
             buf: head,
             method: method_span,
             target: target_span,
-            version,
-            fields_start: fields_start as u32,
-            skip_underscores: self.config.underscores == UnderscorePolicy::Drop,
-            form,
-            path,
-            query,
-            authority,
-            host_field,
-            body,
-            close,
-            keep_alive_token,
-            upgrade,
-            expect_continue,
+            path: semantics.path,
+            query: semantics.query,
+            authority: semantics.authority,
+            host_field: semantics.host_field,
+            content_length: semantics.content_length,
+            meta: Meta::new(fields_start, flags),
         }))
     }
-}
-
-/// Every line of the head must end in CRLF (bare LF is refused unless allowed). httparse
-/// already refuses a CR that is not followed by LF; a bare LF can only sit right before a
-/// field name or at the end of the head, so checking those spots covers every line.
-fn check_crlf(
-    bytes: &[u8],
-    len: usize,
-    headers: &[httparse::Header<'_>],
-    base: usize,
-) -> Result<(), Error> {
-    if len < 4 || &bytes[len - 4..len] != b"\r\n\r\n" {
-        return Err(Error::parse(Fault::LineEnding));
-    }
-    for h in headers {
-        let start = h.name.as_ptr() as usize - base;
-        if start < 2 || &bytes[start - 2..start] != b"\r\n" {
-            return Err(Error::parse(Fault::LineEnding));
-        }
-    }
-    Ok(())
 }
 
 /// Whether the bytes after `from` (minus the 3 bytes a split terminator can straddle)

@@ -7,8 +7,10 @@ use crate::error::Fault;
 pub(super) struct TargetParts {
     pub(super) form: TargetForm,
     pub(super) path: Span,
-    pub(super) query: Option<Span>,
-    pub(super) authority: Option<Span>,
+    /// [`Span::NONE`] without a `?`.
+    pub(super) query: Span,
+    /// [`Span::NONE`] for origin-form and asterisk-form.
+    pub(super) authority: Span,
 }
 
 /// Classifies and checks the target against the method. `at` is the target's offset in the
@@ -21,12 +23,30 @@ pub(super) struct TargetParts {
 /// - `http://` or `https://` with a non-empty host and no userinfo (RFC 9110 §4.2.1,
 ///   §4.2.4): absolute-form (§3.2.2).
 /// - Anything else, or authority-form with another method: 400.
+#[inline]
 pub(super) fn parse_target(
     method: &str,
     target: &[u8],
     at: usize,
     allow_connect: bool,
 ) -> Result<TargetParts, Fault> {
+    // origin-form first: nearly every request has it.
+    if target.first() == Some(&b'/') && method != "CONNECT" {
+        let query = find_query(target)?;
+        let (path, query) = match query {
+            Some(q) => (
+                Span::new(at, q),
+                Span::new(at + q + 1, target.len() - q - 1),
+            ),
+            None => (Span::new(at, target.len()), Span::NONE),
+        };
+        return Ok(TargetParts {
+            form: TargetForm::Origin,
+            path,
+            query,
+            authority: Span::NONE,
+        });
+    }
     if !target.is_ascii() || memchr::memchr(b'#', target).is_some() {
         return Err(Fault::Target);
     }
@@ -38,8 +58,8 @@ pub(super) fn parse_target(
             true => Ok(TargetParts {
                 form: TargetForm::Authority,
                 path: Span::new(at + target.len(), 0),
-                query: None,
-                authority: Some(Span::new(at, target.len())),
+                query: Span::NONE,
+                authority: Span::new(at, target.len()),
             }),
             false => Err(Fault::Target),
         };
@@ -49,20 +69,11 @@ pub(super) fn parse_target(
             "OPTIONS" => Ok(TargetParts {
                 form: TargetForm::Asterisk,
                 path: Span::new(at, 1),
-                query: None,
-                authority: None,
+                query: Span::NONE,
+                authority: Span::NONE,
             }),
             _ => Err(Fault::Target),
         };
-    }
-    if target.first() == Some(&b'/') {
-        let (path, query) = split_query(target, at, 0);
-        return Ok(TargetParts {
-            form: TargetForm::Origin,
-            path,
-            query,
-            authority: None,
-        });
     }
     // absolute-form: scheme "://" authority path-abempty [ "?" query ]
     let Some(colon) = target.iter().position(|&b| b == b':') else {
@@ -89,19 +100,66 @@ pub(super) fn parse_target(
         form: TargetForm::Absolute,
         path,
         query,
-        authority: Some(Span::new(at + auth_start, auth_len)),
+        authority: Span::new(at + auth_start, auth_len),
     })
 }
 
+/// The offset of the first `?` of an origin-form target, checking in the same pass that it
+/// is ASCII without a `#` (httparse lets bytes >= 0x80 and `#` through).
+fn find_query(target: &[u8]) -> Result<Option<usize>, Fault> {
+    /// Below this length a table-driven loop beats `memchr`'s call and setup.
+    const SHORT: usize = 24;
+    if target.len() < SHORT {
+        let mut query = None;
+        for (i, &b) in target.iter().enumerate() {
+            match TARGET_CLASS[usize::from(b)] {
+                PLAIN => {}
+                QUESTION if query.is_none() => query = Some(i),
+                QUESTION => {}
+                _ => return Err(Fault::Target),
+            }
+        }
+        return Ok(query);
+    }
+    if !target.is_ascii() {
+        return Err(Fault::Target);
+    }
+    match memchr::memchr2(b'?', b'#', target) {
+        Some(q) if target[q] == b'?' => match memchr::memchr(b'#', &target[q + 1..]) {
+            Some(_) => Err(Fault::Target),
+            None => Ok(Some(q)),
+        },
+        Some(_) => Err(Fault::Target),
+        None => Ok(None),
+    }
+}
+
+/// Byte classes of an origin-form target: plain, `?`, or refused (`#`, non-ASCII).
+const PLAIN: u8 = 0;
+const QUESTION: u8 = 1;
+const REFUSED: u8 = 2;
+
+static TARGET_CLASS: [u8; 256] = {
+    let mut table = [PLAIN; 256];
+    let mut b = 0x80;
+    while b < 256 {
+        table[b] = REFUSED;
+        b += 1;
+    }
+    table[b'#' as usize] = REFUSED;
+    table[b'?' as usize] = QUESTION;
+    table
+};
+
 /// Splits `target[from..]` at the first `?`.
-fn split_query(target: &[u8], at: usize, from: usize) -> (Span, Option<Span>) {
+fn split_query(target: &[u8], at: usize, from: usize) -> (Span, Span) {
     let rest = &target[from..];
     match memchr::memchr(b'?', rest) {
         Some(q) => (
             Span::new(at + from, q),
-            Some(Span::new(at + from + q + 1, rest.len() - q - 1)),
+            Span::new(at + from + q + 1, rest.len() - q - 1),
         ),
-        None => (Span::new(at + from, rest.len()), None),
+        None => (Span::new(at + from, rest.len()), Span::NONE),
     }
 }
 
@@ -132,50 +190,83 @@ fn host_part(authority: &[u8]) -> &[u8] {
 /// `uri-host` is an IP-literal (`[` hex, `:` and `.` `]`, or `[v...]`) or a reg-name
 /// (unreserved, sub-delims, percent-encoded octets); the port is digits.
 pub(crate) fn valid_host(value: &[u8]) -> bool {
-    let host = host_part(value);
-    let rest = &value[host.len()..];
-    let port_ok = match rest {
-        [] => true,
-        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
-        _ => false,
-    };
-    if !port_ok {
-        return false;
+    if let Some(b'[') = value.first() {
+        return valid_ip_literal(value);
     }
-    if let Some(inner) = host.strip_prefix(b"[") {
-        let Some(inner) = inner.strip_suffix(b"]") else {
-            return false;
-        };
-        return !inner.is_empty()
-            && inner.iter().all(|&b| {
-                b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'-' | b'~' | b'%')
-            });
-    }
+    // Almost every byte is a plain reg-name byte: skip them 8 at a time with branch-free
+    // table lookups, then walk the rest (`%`, `:`, anything else, or a short tail).
     let mut i = 0;
-    while i < host.len() {
-        let b = host[i];
-        if b == b'%' {
-            match host.get(i + 1..i + 3) {
+    while let Some(chunk) = value[i..].first_chunk::<8>() {
+        let mut plain = true;
+        for &b in chunk {
+            plain &= HOST_CLASS[usize::from(b)] == REG;
+        }
+        if !plain {
+            break;
+        }
+        i += 8;
+    }
+    // A plain tail: one last window, overlapping the chunk before it.
+    if i < value.len()
+        && i >= 8
+        && value[value.len() - 8..]
+            .iter()
+            .all(|&b| HOST_CLASS[usize::from(b)] == REG)
+    {
+        return true;
+    }
+    while i < value.len() {
+        match HOST_CLASS[usize::from(value[i])] {
+            REG => i += 1,
+            PCT => match value.get(i + 1..i + 3) {
                 Some([h, l]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
                 _ => return false,
-            }
-            continue;
+            },
+            COLON => return valid_port(&value[i + 1..]),
+            _ => return false,
         }
-        if !REG_NAME[usize::from(b)] {
-            return false;
-        }
-        i += 1;
     }
     true
 }
 
-/// `unreserved / sub-delims` (RFC 3986 §2.2-2.3): the reg-name bytes besides `%`.
-static REG_NAME: [bool; 256] = {
-    let mut table = [false; 256];
+/// `IP-literal [ ":" port ]`: `[` hex, `:`, `.`, `-`, `~`, `%` (a zone id, RFC 6874) `]`.
+fn valid_ip_literal(value: &[u8]) -> bool {
+    let Some(end) = memchr::memchr(b']', value) else {
+        return false;
+    };
+    let inner = &value[1..end];
+    let port_ok = match &value[end + 1..] {
+        [] => true,
+        [b':', digits @ ..] => valid_port(digits),
+        _ => false,
+    };
+    port_ok
+        && !inner.is_empty()
+        && inner
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'-' | b'~' | b'%'))
+}
+
+/// `port = *DIGIT` (RFC 3986 §3.2.3): empty is allowed.
+fn valid_port(digits: &[u8]) -> bool {
+    digits.iter().all(u8::is_ascii_digit)
+}
+
+/// Byte classes of `host [":" port]` outside an IP-literal.
+const BAD: u8 = 0;
+/// `unreserved / sub-delims` (RFC 3986 §2.2-2.3).
+const REG: u8 = 1;
+/// `%`, which must start a `pct-encoded` octet.
+const PCT: u8 = 2;
+/// `:`, which ends the host and starts the port.
+const COLON: u8 = 3;
+
+static HOST_CLASS: [u8; 256] = {
+    let mut table = [BAD; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
+        table[b] = if c.is_ascii_alphanumeric()
             || matches!(
                 c,
                 b'-' | b'.'
@@ -192,7 +283,15 @@ static REG_NAME: [bool; 256] = {
                     | b','
                     | b';'
                     | b'='
-            );
+            ) {
+            REG
+        } else if c == b'%' {
+            PCT
+        } else if c == b':' {
+            COLON
+        } else {
+            BAD
+        };
         b += 1;
     }
     table
