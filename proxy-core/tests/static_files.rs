@@ -148,6 +148,47 @@ fn symlinks_leaving_the_root_are_forbidden() {
 }
 
 #[test]
+fn relative_symlinks_are_checked_beneath_the_root() {
+    let t = tree();
+    std::os::unix::fs::symlink("a.txt", t.root.join("rel-inner.txt")).unwrap();
+    std::os::unix::fs::symlink("../outside/secret", t.root.join("rel-escape.txt")).unwrap();
+    std::os::unix::fs::symlink("../../outside", t.root.join("sub/up")).unwrap();
+    let loc = StaticLocation::root("/", &t.root);
+    let (resolved, opened) = loc.resolve_open(b"/rel-inner.txt", None).unwrap();
+    let Resolved::File(f) = resolved else {
+        panic!("{resolved:?}")
+    };
+    assert_eq!(f.meta.len, 26);
+    // The opened file is the one to stream.
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut opened.expect("opened"), &mut body).unwrap();
+    assert_eq!(body, "abcdefghijklmnopqrstuvwxyz");
+    for escape in [&b"/rel-escape.txt"[..], b"/sub/up/secret"] {
+        assert_eq!(
+            loc.resolve_open(escape, None).unwrap().0,
+            Resolved::Forbidden,
+            "{}",
+            String::from_utf8_lossy(escape)
+        );
+    }
+}
+
+#[test]
+fn special_files_are_refused_without_blocking() {
+    let t = tree();
+    let fifo = t.root.join("pipe");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let loc = StaticLocation::root("/", &t.root);
+    // Opening a FIFO for reading would wait for a writer; it is opened non-blocking and
+    // refused as not a regular file.
+    assert_eq!(loc.resolve(b"/pipe", None).unwrap(), Resolved::Forbidden);
+}
+
+#[test]
 fn alias_strips_the_prefix_and_closes_the_off_by_slash_hole() {
     let t = tree();
     let loc = StaticLocation::alias("/static/", t.root.join("sub"));

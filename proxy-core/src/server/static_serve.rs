@@ -1,7 +1,10 @@
-//! Serving a static location: resolve and plan on a blocking thread, then stream the byte
-//! range from the file in 64 KiB reads (small bodies are read in the same blocking call).
+//! Serving a static location: resolve (which opens the file) and plan, inline or on a
+//! blocking thread, then stream the byte range from the open file in 64 KiB reads (small
+//! bodies are read with one `pread` in the same call).
 
-use std::io::{Read, Seek, SeekFrom};
+use std::fs::File;
+use std::io::SeekFrom;
+use std::os::unix::fs::FileExt;
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
@@ -28,16 +31,16 @@ enum Blocking {
     NotFound,
     Forbidden,
     Redirect(Vec<u8>),
-    Plan(ResponsePlan, Option<Bytes>),
+    /// The plan, the body when it was read already, and the open file otherwise.
+    Plan(ResponsePlan, Option<Bytes>, Option<File>),
     Error(u16, String),
 }
 
-fn read_range(plan: &ResponsePlan, range: ByteRange) -> std::io::Result<Bytes> {
-    let mut f = std::fs::File::open(&plan.file)?;
-    f.seek(SeekFrom::Start(range.start))?;
+/// Reads `range` with positioned reads (`pread`: no seek).
+fn read_range(file: &File, range: ByteRange) -> std::io::Result<Bytes> {
     let len = usize::try_from(range.len).unwrap_or(usize::MAX);
     let mut buf = BytesMut::zeroed(len);
-    f.read_exact(&mut buf)?;
+    file.read_exact_at(&mut buf, range.start)?;
     Ok(buf.freeze())
 }
 
@@ -47,20 +50,28 @@ fn resolve_and_plan(
     accept: Option<&[u8]>,
     sreq: &StaticRequest,
 ) -> Blocking {
-    match files.resolve(path, accept) {
-        Ok(Resolved::File(file)) => {
+    match files.resolve_open(path, accept) {
+        Ok((Resolved::File(file), opened)) => {
             let plan = files.plan(sreq, &file, SystemTime::now());
+            let opened = match opened {
+                Some(f) => f,
+                None => match File::open(&plan.file) {
+                    Ok(f) => f,
+                    Err(e) => return Blocking::Error(500, e.to_string()),
+                },
+            };
             match plan.body {
-                Some(range) if range.len <= CHUNK as u64 => match read_range(&plan, range) {
-                    Ok(b) => Blocking::Plan(plan, Some(b)),
+                Some(range) if range.len <= CHUNK as u64 => match read_range(&opened, range) {
+                    Ok(b) => Blocking::Plan(plan, Some(b), None),
                     Err(e) => Blocking::Error(500, e.to_string()),
                 },
-                _ => Blocking::Plan(plan, None),
+                Some(_) => Blocking::Plan(plan, None, Some(opened)),
+                None => Blocking::Plan(plan, None, None),
             }
         }
-        Ok(Resolved::NotFound) => Blocking::NotFound,
-        Ok(Resolved::Forbidden) => Blocking::Forbidden,
-        Ok(Resolved::RedirectToDirectory(loc)) => Blocking::Redirect(loc),
+        Ok((Resolved::NotFound, _)) => Blocking::NotFound,
+        Ok((Resolved::Forbidden, _)) => Blocking::Forbidden,
+        Ok((Resolved::RedirectToDirectory(loc), _)) => Blocking::Redirect(loc),
         Err(e) => Blocking::Error(e.status(), e.to_string()),
     }
 }
@@ -122,7 +133,7 @@ pub(crate) async fn serve(
                 Full::new(&b"<html><body><h1>301 Moved Permanently</h1></body></html>\n"[..]);
             StaticAnswer::Response(rh, Either::Left(body))
         }
-        Blocking::Plan(plan, data) => {
+        Blocking::Plan(plan, data, opened) => {
             let Ok(mut rh) = ResponseHead::new(plan.status) else {
                 return StaticAnswer::Status(500);
             };
@@ -138,19 +149,23 @@ pub(crate) async fn serve(
                 (None, _) if plan.content_length.is_some_and(|n| n > 0) => super::no_body(),
                 (None, _) => Either::Left(Full::empty()),
                 (Some(_), Some(data)) => Either::Left(Full::new(data)),
-                (Some(range), None) => Either::Right(stream_file(plan.file, range)),
+                (Some(range), None) => match opened {
+                    Some(file) => Either::Right(stream_file(file, plan.file, range)),
+                    None => return StaticAnswer::Status(500),
+                },
             };
             StaticAnswer::Response(rh, body)
         }
     }
 }
 
-/// Streams `range` of `path` through a channel, 64 KiB per read.
-fn stream_file(path: std::path::PathBuf, range: ByteRange) -> ChannelBody {
+/// Streams `range` of the open `file` (at `path`, for the log) through a channel, 64 KiB
+/// per read.
+fn stream_file(file: File, path: std::path::PathBuf, range: ByteRange) -> ChannelBody {
     let (tx, body) = ChannelBody::channel(2);
     tokio::spawn(async move {
         let result: std::io::Result<()> = async {
-            let mut f = tokio::fs::File::open(&path).await?;
+            let mut f = tokio::fs::File::from_std(file);
             f.seek(SeekFrom::Start(range.start)).await?;
             let mut left = range.len;
             while left > 0 {

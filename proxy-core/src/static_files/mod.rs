@@ -5,8 +5,9 @@
 //! The work is split in two so that the server stays thin and the rules stay testable:
 //!
 //! 1. [`StaticLocation::resolve`] turns a raw request path into a file on disk. It does
-//!    blocking filesystem calls (`canonicalize`, `metadata`; run it on a blocking thread)
-//!    but never opens or reads a file. It refuses `..`, `%2e%2e`, `%2F`, NUL and symlinks
+//!    blocking filesystem calls (opening the file beneath the root, `fstat`; run it on a
+//!    blocking thread or where nginx would, in the event loop) but never reads a file;
+//!    [`StaticLocation::resolve_open`] hands back the opened file. It refuses `..`, `%2e%2e`, `%2F`, NUL and symlinks
 //!    that lead out of the root; finds the index file of a directory; and picks a
 //!    precompressed `.br`/`.gz` sibling when the client's `Accept-Encoding` allows it.
 //! 2. [`StaticLocation::plan`] is pure: from the file's metadata, the request's method and
@@ -103,10 +104,10 @@ pub enum IfModifiedSince {
 pub struct StaticLocation {
     prefix: Vec<u8>,
     dir: PathBuf,
-    /// `dir` with every symlink resolved, computed on first use and kept: the root is
-    /// configuration, so one `realpath` per location instead of one per request (a moved
-    /// root is picked up on reload, which builds new locations).
-    canonical: std::sync::OnceLock<PathBuf>,
+    /// `dir` opened and canonicalised on first use and kept: the root is configuration, so
+    /// this is done once per location instead of once per request (a moved root is picked
+    /// up on reload, which builds new locations).
+    root: std::sync::OnceLock<std::sync::Arc<Root>>,
     alias: bool,
     index: Vec<String>,
     gzip_static: bool,
@@ -336,7 +337,7 @@ impl StaticLocation {
         StaticLocation {
             prefix: prefix.as_bytes().to_vec(),
             dir,
-            canonical: std::sync::OnceLock::new(),
+            root: std::sync::OnceLock::new(),
             alias,
             index: vec!["index.html".to_owned()],
             gzip_static: false,
@@ -444,12 +445,13 @@ impl StaticLocation {
     /// Resolves a raw request path (the target before `?`) to a file under this location.
     ///
     /// Decodes with [`static_path`], maps with [`map_path`](Self::map_path), then checks
-    /// the filesystem: the canonical path (all symlinks followed) must stay inside the
-    /// canonical root or alias directory; a directory gets its index file (when the path
-    /// ends in `/`) or a redirect to `path/`; a precompressed sibling is chosen with
-    /// [`choose_coding`] when enabled, present, inside the root, and acceptable.
+    /// the filesystem: the path, with every symlink followed, must stay inside the root or
+    /// alias directory; a directory gets its index file (when the path ends in `/`) or a
+    /// redirect to `path/`; a precompressed sibling is chosen with [`choose_coding`] when
+    /// enabled, present, inside the root, and acceptable.
     ///
-    /// Blocking: `canonicalize` and `metadata` calls, no file is opened.
+    /// Blocking filesystem calls. The same as [`resolve_open`](Self::resolve_open), without
+    /// keeping the opened file.
     ///
     /// # Errors
     ///
@@ -461,59 +463,85 @@ impl StaticLocation {
         raw_path: &[u8],
         accept_encoding: Option<&[u8]>,
     ) -> Result<Resolved, StaticError> {
+        self.resolve_open(raw_path, accept_encoding)
+            .map(|(resolved, _)| resolved)
+    }
+
+    /// [`resolve`](Self::resolve), also returning the file that was opened for a
+    /// [`Resolved::File`] (the chosen sibling when one was chosen), so the server reads it
+    /// without opening it again.
+    ///
+    /// On Linux (5.6 and later) each candidate is opened with one `openat2` call relative to
+    /// the root directory, opened once, with `RESOLVE_BENEATH`: `..` and symlinks that would
+    /// leave the root fail in the kernel, with no `realpath` walk. A path that the kernel
+    /// refuses that way (an escaping or absolute symlink) is checked again the portable way,
+    /// by canonicalising it and comparing with the canonical root, so an absolute symlink
+    /// that stays inside is still served. Files are opened non-blocking, so a FIFO in the
+    /// root cannot stall the caller (it is then refused as not a regular file).
+    ///
+    /// # Errors
+    ///
+    /// As [`resolve`](Self::resolve).
+    pub fn resolve_open(
+        &self,
+        raw_path: &[u8],
+        accept_encoding: Option<&[u8]>,
+    ) -> Result<(Resolved, Option<fs::File>), StaticError> {
         let decoded = static_path(raw_path)?;
         let Some(candidate) = self.map_path(&decoded) else {
-            return Ok(Resolved::NotFound);
+            return Ok((Resolved::NotFound, None));
         };
-        let root = match self.canonical.get() {
+        let root = match self.root.get() {
             Some(root) => root.clone(),
-            None => match fs::canonicalize(&self.dir) {
-                Ok(root) => self.canonical.get_or_init(|| root).clone(),
-                Err(e) => return settle(e, &self.dir),
+            None => match Root::new(&self.dir) {
+                Ok(root) => self.root.get_or_init(|| root.into()).clone(),
+                Err(e) => return settle(e, &self.dir).map(|r| (r, None)),
             },
         };
-        let (real, meta) = match inside(&root, &candidate) {
+        let not_opened = |r: Result<Resolved, StaticError>| r.map(|r| (r, None));
+        let (real, file, meta) = match root.open(&self.dir, &candidate) {
             Ok(Some(found)) => found,
-            Ok(None) => return Ok(Resolved::Forbidden),
-            Err(e) => return settle(e, &candidate),
+            Ok(None) => return Ok((Resolved::Forbidden, None)),
+            Err(e) => return not_opened(settle(e, &candidate)),
         };
-        let (original, real, meta) = if meta.is_dir() {
+        let (original, real, file, meta) = if meta.is_dir() {
             if decoded.last() != Some(&b'/') {
                 let mut location = raw_path.to_vec();
                 location.push(b'/');
-                return Ok(Resolved::RedirectToDirectory(location));
+                return Ok((Resolved::RedirectToDirectory(location), None));
             }
             let mut found = None;
             for name in &self.index {
-                let index = real.join(name);
-                match inside(&root, &index) {
-                    Ok(Some((r, m))) if m.is_file() => {
-                        found = Some((index, r, m));
+                let index = candidate.join(name);
+                match root.open(&self.dir, &index) {
+                    Ok(Some((r, f, m))) if m.is_file() => {
+                        found = Some((index, r, f, m));
                         break;
                     }
                     Ok(_) => {}
                     Err(e) if quiet(&e) => {}
-                    Err(e) => return settle(e, &index),
+                    Err(e) => return not_opened(settle(e, &index)),
                 }
             }
             match found {
                 Some(found) => found,
-                None => return Ok(Resolved::Forbidden),
+                None => return Ok((Resolved::Forbidden, None)),
             }
         } else {
-            (candidate, real, meta)
+            (candidate, real, file, meta)
         };
         if !meta.is_file() {
-            return Ok(Resolved::Forbidden);
+            return Ok((Resolved::Forbidden, None));
         }
-        let mut file = StaticFile {
+        let mut chosen = StaticFile {
             path: real.clone(),
             meta: FileMeta::from_metadata(&meta),
             original,
             encoding: None,
             vary: false,
         };
-        let mut siblings: Vec<(ContentCoding, PathBuf, FileMeta)> = Vec::new();
+        let mut opened = file;
+        let mut siblings: Vec<(ContentCoding, PathBuf, fs::File, FileMeta)> = Vec::new();
         for (enabled, coding) in [
             (self.brotli_static, ContentCoding::Brotli),
             (self.gzip_static, ContentCoding::Gzip),
@@ -524,27 +552,28 @@ impl StaticLocation {
             let mut name = real.as_os_str().to_owned();
             name.push(coding.suffix());
             let sibling = PathBuf::from(name);
-            match inside(&root, &sibling) {
-                Ok(Some((r, m))) if m.is_file() => {
-                    siblings.push((coding, r, FileMeta::from_metadata(&m)))
+            match root.open(&self.dir, &sibling) {
+                Ok(Some((r, f, m))) if m.is_file() => {
+                    siblings.push((coding, r, f, FileMeta::from_metadata(&m)))
                 }
                 Ok(_) => {}
                 Err(e) if quiet(&e) => {}
-                Err(e) => return settle(e, &sibling),
+                Err(e) => return not_opened(settle(e, &sibling)),
             }
         }
         if !siblings.is_empty() {
-            file.vary = true;
+            chosen.vary = true;
             let available: Vec<ContentCoding> = siblings.iter().map(|s| s.0).collect();
             if let Some(coding) = choose_coding(accept_encoding, &available) {
-                if let Some((c, p, m)) = siblings.into_iter().find(|s| s.0 == coding) {
-                    file.encoding = Some(c);
-                    file.path = p;
-                    file.meta = m;
+                if let Some((c, p, f, m)) = siblings.into_iter().find(|s| s.0 == coding) {
+                    chosen.encoding = Some(c);
+                    chosen.path = p;
+                    chosen.meta = m;
+                    opened = f;
                 }
             }
         }
-        Ok(Resolved::File(file))
+        Ok((Resolved::File(chosen), Some(opened)))
     }
 
     /// Decides the response for `file` (pure; `now` is the wall-clock time, used only for
@@ -755,15 +784,99 @@ fn settle(e: io::Error, path: &Path) -> Result<Resolved, StaticError> {
     }
 }
 
-/// Canonicalises `path` and checks that it stays inside `root` (already canonical).
-/// `Ok(None)` when it leaves the root.
-fn inside(root: &Path, path: &Path) -> io::Result<Option<(PathBuf, fs::Metadata)>> {
-    let real = fs::canonicalize(path)?;
-    if !real.starts_with(root) {
-        return Ok(None);
+/// A location's directory, opened once.
+#[derive(Debug)]
+pub(crate) struct Root {
+    /// The directory itself (`O_PATH`), for `openat2(RESOLVE_BENEATH)`; `None` where
+    /// `openat2` is missing (not Linux, Linux before 5.6, or refused by a seccomp filter).
+    #[cfg(target_os = "linux")]
+    fd: Option<std::os::fd::OwnedFd>,
+    /// The directory with every symlink resolved, for the portable check.
+    canonical: PathBuf,
+}
+
+impl Root {
+    fn new(dir: &Path) -> io::Result<Root> {
+        let canonical = fs::canonicalize(dir)?;
+        #[cfg(target_os = "linux")]
+        {
+            use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat2};
+            use nix::sys::stat::Mode;
+            let fd = open(
+                &canonical,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            // Probe once: ENOSYS (old kernel) or EPERM (seccomp) means the portable check.
+            let how = OpenHow::new()
+                .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+                .resolve(ResolveFlag::RESOLVE_BENEATH);
+            let fd = match openat2(&fd, ".", how) {
+                Ok(_) => Some(fd),
+                Err(e) => {
+                    tracing::debug!("openat2 unavailable ({e}); static files use realpath checks");
+                    None
+                }
+            };
+            Ok(Root { fd, canonical })
+        }
+        #[cfg(not(target_os = "linux"))]
+        Ok(Root { canonical })
     }
-    let meta = fs::metadata(&real)?;
-    Ok(Some((real, meta)))
+
+    /// Opens `path` (which is `dir` joined with plain segments, as
+    /// [`StaticLocation::map_path`] builds it) when it stays inside the root: the path to
+    /// read, the open file and its metadata. `Ok(None)` when it leaves the root.
+    fn open(
+        &self,
+        dir: &Path,
+        path: &Path,
+    ) -> io::Result<Option<(PathBuf, fs::File, fs::Metadata)>> {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.fd {
+            use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+            let rel = path.strip_prefix(dir).unwrap_or(path);
+            let rel = if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            };
+            let how = OpenHow::new()
+                .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
+                .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            match openat2(fd, rel, how) {
+                Ok(fd) => {
+                    let file = fs::File::from(fd);
+                    let meta = file.metadata()?;
+                    return Ok(Some((path.to_owned(), file, meta)));
+                }
+                // Leaving the root, or an absolute symlink: decide the portable way below.
+                Err(nix::errno::Errno::EXDEV) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let real = fs::canonicalize(path)?;
+        if !real.starts_with(&self.canonical) {
+            return Ok(None);
+        }
+        let file = open_nonblocking(&real)?;
+        let meta = file.metadata()?;
+        Ok(Some((real, file, meta)))
+    }
+}
+
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> io::Result<fs::File> {
+    fs::File::open(path)
 }
 
 #[cfg(unix)]
