@@ -4,8 +4,8 @@
 //! take the request as plain data (byte slices, addresses) and, where time matters, `now`
 //! as a parameter. [`server`] wires them to sockets on tokio (the `ferrule-proxy` binary
 //! only parses its command line and calls it). The other exceptions are
-//! [`static_files::StaticLocation::resolve`], which calls `canonicalize` and `metadata` (it
-//! never opens a file), and [`config::ProxyConfig::load`], which reads the configuration
+//! [`static_files::StaticLocation::resolve`], which opens the file beneath the root and
+//! reads its metadata (it never reads the file), and [`config::ProxyConfig::load`], which reads the configuration
 //! file.
 //!
 //! - [`path`]: splitting request targets, percent-decoding, nginx's `$document_uri`

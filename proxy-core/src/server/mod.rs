@@ -133,8 +133,8 @@ pub struct Options {
     pub shutdown_timeout: Duration,
     /// Most concurrent client connections per listener. Default 10000.
     pub max_connections: usize,
-    /// Run the static-file system calls (`canonicalize`, `metadata`, reading a body of up
-    /// to 64 KiB) on the runtime thread, as nginx does in its event loop, instead of on
+    /// Run the static-file system calls (opening the file beneath the root, `fstat`,
+    /// reading a body of up to 64 KiB) on the runtime thread, as nginx does in its event loop, instead of on
     /// tokio's blocking pool. Faster for files on local disks (no thread hop per
     /// request); a slow filesystem (NFS) would then stall the other connections of that
     /// thread. Larger bodies are always read by a separate task. Default false.
