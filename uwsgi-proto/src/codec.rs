@@ -34,25 +34,34 @@ pub enum CodecError {
 /// ending with the last chunk and trailers. So decoding what was encoded gives the same
 /// frames back (body bytes may be split differently).
 ///
-/// ```no_run
+/// ```
+/// use bytes::BytesMut;
 /// use futures_util::StreamExt;
-/// use tokio::net::TcpListener;
+/// use tokio::io::AsyncWriteExt;
 /// use tokio_util::codec::FramedRead;
-/// use uwsgi_proto::{Frame, UwsgiCodec};
+/// use uwsgi_proto::{Frame, Modifier1, UwsgiCodec, encode_request};
 ///
-/// # #[allow(dead_code)]
-/// # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
-/// let listener = TcpListener::bind("127.0.0.1:3031").await?;
-/// let (stream, _) = listener.accept().await?;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // One end of a connection, as a front server such as nginx writes to it.
+/// let (mut front, stream) = tokio::io::duplex(4096);
+/// let mut wire = BytesMut::new();
+/// let vars = [("PATH_INFO", "/upload"), ("CONTENT_LENGTH", "5")];
+/// encode_request(Modifier1::WSGI, 0, &vars, &mut wire)?;
+/// wire.extend_from_slice(b"hello");
+/// front.write_all(&wire).await?;
+///
 /// let mut frames = FramedRead::new(stream, UwsgiCodec::new());
+/// let mut body = Vec::new();
 /// while let Some(frame) = frames.next().await {
 ///     match frame? {
-///         Frame::Request(head) => println!("{:?}", head.vars.get(b"PATH_INFO")),
-///         Frame::Body(bytes) => println!("{} body bytes", bytes.len()),
+///         Frame::Request(head) => assert_eq!(head.vars.get(b"PATH_INFO"), Some(&b"/upload"[..])),
+///         Frame::Body(bytes) => body.extend_from_slice(&bytes),
 ///         Frame::BodyEnd { .. } => break, // one request per connection, like uWSGI
 ///         Frame::Packet(packet) => println!("{:?}", packet.header.modifier1),
 ///     }
 /// }
+/// assert_eq!(body, b"hello");
 /// # Ok(())
 /// # }
 /// ```

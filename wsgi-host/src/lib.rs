@@ -21,14 +21,23 @@
 //!
 //! # Serving an app on a uwsgi socket
 //!
-//! ```no_run
+//! ```standalone_crate
+//! use std::io::{Read, Write};
 //! use std::sync::Arc;
 //! use pyo3::Python;
 //! use wsgi_host::{AppSpec, AppTable, PythonConfig, ServerConfig, UwsgiListener, Worker};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let project = std::env::temp_dir().join(format!("wsgi-host-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&project)?;
+//! std::fs::write(
+//!     project.join("wsgi.py"),
+//!     "def app(environ, start_response):\n\
+//!      \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+//!      \x20   return [environ['PATH_INFO'].encode()]\n",
+//! )?;
 //! let mut python = PythonConfig::new();
-//! python.chdir("/srv/myproject").virtualenv("/srv/myproject/venv");
+//! python.pythonpath(&project); // and .chdir(..), .virtualenv(..) as a deployment needs
 //! wsgi_host::initialize(&python)?; // once per process, before any thread
 //! let worker = Python::attach(|py| -> Result<_, Box<dyn std::error::Error>> {
 //!     let app = wsgi_host::load_app(py, &AppSpec::parse_module("wsgi:app")?)?;
@@ -36,8 +45,30 @@
 //!     config.threads(4);
 //!     Ok(Arc::new(Worker::new(py, AppTable::single(app), config)?))
 //! })?;
-//! let listener = UwsgiListener::bind_unix("/run/myproject.sock")?;
-//! wsgi_host::serve_uwsgi(worker, listener, std::future::pending())?;
+//! let socket = project.join("app.sock");
+//! let listener = UwsgiListener::bind_unix(&socket)?;
+//!
+//! // A client doing what nginx's uwsgi_pass does, then the shutdown.
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let client = std::thread::spawn(move || -> std::io::Result<String> {
+//!     let mut conn = std::os::unix::net::UnixStream::connect(&socket)?;
+//!     let mut packet = bytes::BytesMut::new();
+//!     let vars = [("REQUEST_METHOD", "GET"), ("PATH_INFO", "/hi"), ("SERVER_PROTOCOL", "HTTP/1.1")];
+//!     uwsgi_proto::encode_request(uwsgi_proto::Modifier1::WSGI, 0, &vars, &mut packet)
+//!         .expect("small packet");
+//!     conn.write_all(&packet)?;
+//!     let mut response = String::new();
+//!     conn.read_to_string(&mut response)?;
+//!     let _ = stop.send(());
+//!     Ok(response)
+//! });
+//! wsgi_host::serve_uwsgi(worker, listener, async {
+//!     let _ = stopped.await;
+//! })?;
+//! let response = client.join().expect("client thread")?;
+//! assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+//! assert!(response.ends_with("\r\n\r\n/hi"), "{response}");
+//! # std::fs::remove_dir_all(&project)?;
 //! # Ok(())
 //! # }
 //! ```

@@ -35,9 +35,9 @@ const PIPELINE_FLUSH: usize = 64 * 1024;
 
 /// Serves HTTP/1.1 connections with a [`ServerConfig`].
 ///
-/// ```no_run
-/// # #![allow(dead_code)]
+/// ```
 /// use http_front::{Builder, Full, Handler, Request, Response, ResponseHead, ServerConfig};
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
 ///
 /// struct Hello;
 ///
@@ -50,13 +50,25 @@ const PIPELINE_FLUSH: usize = 64 * 1024;
 ///     }
 /// }
 ///
-/// # async fn run() -> std::io::Result<()> {
-/// let builder = Builder::new(ServerConfig::default());
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-/// loop {
-///     let (stream, _) = listener.accept().await?;
-///     let _ = builder.serve_connection(stream, &Hello).await;
-/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let addr = listener.local_addr()?;
+/// tokio::spawn(async move {
+///     let builder = Builder::new(ServerConfig::default());
+///     loop {
+///         let Ok((stream, _)) = listener.accept().await else { return };
+///         let _ = builder.serve_connection(stream, &Hello).await;
+///     }
+/// });
+///
+/// let mut client = tokio::net::TcpStream::connect(addr).await?;
+/// client.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await?;
+/// let mut response = String::new();
+/// client.read_to_string(&mut response).await?;
+/// assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
+/// assert!(response.ends_with("\r\n\r\nhello\n"));
+/// # Ok(())
 /// # }
 /// ```
 #[derive(Debug, Clone, Default)]

@@ -5,20 +5,36 @@
 //!
 //! This is the only module of the crate that does I/O on sockets; it runs on tokio.
 //!
-//! ```no_run
+//! ```
 //! use proxy_core::config::{ProxyConfig, QuickFlags};
 //! use proxy_core::server::{Options, Server};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
 //! let flags = QuickFlags {
-//!     listen: vec!["127.0.0.1:8080".into()],
-//!     uwsgi_pass: vec!["unix:/run/app.sock".into()],
+//!     listen: vec!["127.0.0.1:0".into()],
+//!     uwsgi_pass: vec!["unix:/nonexistent/app.sock".into()],
 //!     ..QuickFlags::default()
 //! };
 //! let config = ProxyConfig::from_flags(&flags)?;
-//! let runtime = proxy_core::server::runtime(2)?;
+//! let runtime = proxy_core::server::runtime(1)?;
 //! runtime.block_on(async {
 //!     let server = Server::bind(config, Options::default())?;
-//!     server.run(std::future::pending()).await
+//!     let addr = server.local_addrs()[0];
+//!     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//!     let serving = tokio::spawn(server.run(async {
+//!         let _ = stopped.await;
+//!     }));
+//!
+//!     // No app server listens on the upstream socket: the proxy answers 502.
+//!     let mut client = tokio::net::TcpStream::connect(addr).await?;
+//!     client.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await?;
+//!     let mut response = String::new();
+//!     client.read_to_string(&mut response).await?;
+//!     assert!(response.starts_with("HTTP/1.1 502 "), "{response}");
+//!
+//!     let _ = stop.send(()); // graceful shutdown
+//!     serving.await??;
+//!     Ok::<(), Box<dyn std::error::Error>>(())
 //! })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
