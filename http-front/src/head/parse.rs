@@ -7,7 +7,7 @@ use bytes::{Buf, BytesMut};
 
 use super::policy;
 use super::{Meta, RequestHead, Span, Version};
-use crate::config::{HeadConfig, UnderscorePolicy};
+use crate::config::HeadConfig;
 use crate::error::{Error, Fault};
 
 /// Field slots kept on the stack; a larger `max_fields` uses the heap.
@@ -257,13 +257,6 @@ impl HeadParser {
             } else {
                 1
             };
-        let mut flags = semantics.flags;
-        if version == Version::Http10 {
-            flags |= Meta::HTTP10;
-        }
-        if self.config.underscores == UnderscorePolicy::Drop {
-            flags |= Meta::SKIP_UNDERSCORES;
-        }
 
         let head = buf.split_to(len).freeze();
         Ok(Some(RequestHead {
@@ -275,7 +268,7 @@ impl HeadParser {
             authority: semantics.authority,
             host_field: semantics.host_field,
             content_length: semantics.content_length,
-            meta: Meta::new(fields_start, flags),
+            meta: Meta::new(fields_start, semantics.flags),
         }))
     }
 }

@@ -16,13 +16,12 @@ pub(super) struct Semantics {
     pub(super) host_field: Span,
     /// In bytes; 0 without a body or when chunked.
     pub(super) content_length: u64,
-    /// [`Meta`] flags: the target form, `CLOSE`, `KEEP_ALIVE_TOKEN`, `UPGRADE`,
-    /// `EXPECT_CONTINUE`, `CHUNKED`.
+    /// All the [`Meta`] flags.
     pub(super) flags: u32,
 }
 
-/// Applies the checklist to a head httparse accepted. `head` is the head's bytes (`len` of
-/// them end the head) and `base` their address, so field slices turn into offsets.
+/// Applies the checklist to a head httparse accepted. `head` is exactly the head's bytes:
+/// field slices turn into offsets from its start.
 #[inline]
 pub(super) fn analyze(
     req: &httparse::Request<'_, '_>,
@@ -125,6 +124,12 @@ pub(super) fn analyze(
 
     // Framing (RFC 9112 §6.1, §6.3).
     let mut flags = (form as u32) << Meta::FORM_SHIFT;
+    if version == Version::Http10 {
+        flags |= Meta::HTTP10;
+    }
+    if config.underscores == UnderscorePolicy::Drop {
+        flags |= Meta::SKIP_UNDERSCORES;
+    }
     let content_length = if te.present {
         if version == Version::Http10 {
             return Err(Fault::TransferEncodingHttp10);

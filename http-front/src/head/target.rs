@@ -32,14 +32,7 @@ pub(super) fn parse_target(
 ) -> Result<TargetParts, Fault> {
     // origin-form first: nearly every request has it.
     if target.first() == Some(&b'/') && method != "CONNECT" {
-        let query = find_query(target)?;
-        let (path, query) = match query {
-            Some(q) => (
-                Span::new(at, q),
-                Span::new(at + q + 1, target.len() - q - 1),
-            ),
-            None => (Span::new(at, target.len()), Span::NONE),
-        };
+        let (path, query) = path_and_query(at, target.len(), find_query(target)?);
         return Ok(TargetParts {
             form: TargetForm::Origin,
             path,
@@ -154,12 +147,14 @@ static TARGET_CLASS: [u8; 256] = {
 /// Splits `target[from..]` at the first `?`.
 fn split_query(target: &[u8], at: usize, from: usize) -> (Span, Span) {
     let rest = &target[from..];
-    match memchr::memchr(b'?', rest) {
-        Some(q) => (
-            Span::new(at + from, q),
-            Span::new(at + from + q + 1, rest.len() - q - 1),
-        ),
-        None => (Span::new(at + from, rest.len()), Span::NONE),
+    path_and_query(at + from, rest.len(), memchr::memchr(b'?', rest))
+}
+
+/// The path and query spans of `len` bytes at offset `at` whose first `?` is at `question`.
+fn path_and_query(at: usize, len: usize, question: Option<usize>) -> (Span, Span) {
+    match question {
+        Some(q) => (Span::new(at, q), Span::new(at + q + 1, len - q - 1)),
+        None => (Span::new(at, len), Span::NONE),
     }
 }
 

@@ -31,9 +31,18 @@ enum Blocking {
     NotFound,
     Forbidden,
     Redirect(Vec<u8>),
-    /// The plan, the body when it was read already, and the open file otherwise.
-    Plan(ResponsePlan, Option<Bytes>, Option<File>),
+    Plan(ResponsePlan, PlannedBody),
     Error(u16, String),
+}
+
+/// The body of a planned response.
+enum PlannedBody {
+    /// No body bytes (HEAD, 304, 405, 412, 416).
+    None,
+    /// The whole range, read already.
+    Read(Bytes),
+    /// A range too large to read at once: streamed from the open file.
+    Stream(File, ByteRange),
 }
 
 /// Reads `range` with positioned reads (`pread`: no seek).
@@ -51,23 +60,20 @@ fn resolve_and_plan(
     sreq: &StaticRequest,
 ) -> Blocking {
     match files.resolve_open(path, accept) {
-        Ok((Resolved::File(file), opened)) => {
+        Ok((Resolved::File(file), Some(opened))) => {
             let plan = files.plan(sreq, &file, SystemTime::now());
-            let opened = match opened {
-                Some(f) => f,
-                None => match File::open(&plan.file) {
-                    Ok(f) => f,
-                    Err(e) => return Blocking::Error(500, e.to_string()),
-                },
-            };
             match plan.body {
                 Some(range) if range.len <= CHUNK as u64 => match read_range(&opened, range) {
-                    Ok(b) => Blocking::Plan(plan, Some(b), None),
+                    Ok(b) => Blocking::Plan(plan, PlannedBody::Read(b)),
                     Err(e) => Blocking::Error(500, e.to_string()),
                 },
-                Some(_) => Blocking::Plan(plan, None, Some(opened)),
-                None => Blocking::Plan(plan, None, None),
+                Some(range) => Blocking::Plan(plan, PlannedBody::Stream(opened, range)),
+                None => Blocking::Plan(plan, PlannedBody::None),
             }
+        }
+        // `resolve_open` always hands back the file of a `Resolved::File`.
+        Ok((Resolved::File(file), None)) => {
+            Blocking::Error(500, format!("{} was not opened", file.path.display()))
         }
         Ok((Resolved::NotFound, _)) => Blocking::NotFound,
         Ok((Resolved::Forbidden, _)) => Blocking::Forbidden,
@@ -133,7 +139,7 @@ pub(crate) async fn serve(
                 Full::new(&b"<html><body><h1>301 Moved Permanently</h1></body></html>\n"[..]);
             StaticAnswer::Response(rh, Either::Left(body))
         }
-        Blocking::Plan(plan, data, opened) => {
+        Blocking::Plan(plan, planned) => {
             let Ok(mut rh) = ResponseHead::new(plan.status) else {
                 return StaticAnswer::Status(500);
             };
@@ -145,14 +151,13 @@ pub(crate) async fn serve(
             if let Some(n) = plan.content_length {
                 let _ = rh.append("Content-Length", n.to_string());
             }
-            let body = match (plan.body, data) {
-                (None, _) if plan.content_length.is_some_and(|n| n > 0) => super::no_body(),
-                (None, _) => Either::Left(Full::empty()),
-                (Some(_), Some(data)) => Either::Left(Full::new(data)),
-                (Some(range), None) => match opened {
-                    Some(file) => Either::Right(stream_file(file, plan.file, range)),
-                    None => return StaticAnswer::Status(500),
-                },
+            let body = match planned {
+                PlannedBody::None if plan.content_length.is_some_and(|n| n > 0) => super::no_body(),
+                PlannedBody::None => Either::Left(Full::empty()),
+                PlannedBody::Read(data) => Either::Left(Full::new(data)),
+                PlannedBody::Stream(file, range) => {
+                    Either::Right(stream_file(file, plan.file, range))
+                }
             };
             StaticAnswer::Response(rh, body)
         }

@@ -499,7 +499,7 @@ impl StaticLocation {
             },
         };
         let not_opened = |r: Result<Resolved, StaticError>| r.map(|r| (r, None));
-        let (real, file, meta) = match root.open(&self.dir, &candidate) {
+        let (real, file, meta) = match root.open(&candidate) {
             Ok(Some(found)) => found,
             Ok(None) => return Ok((Resolved::Forbidden, None)),
             Err(e) => return not_opened(settle(e, &candidate)),
@@ -513,7 +513,7 @@ impl StaticLocation {
             let mut found = None;
             for name in &self.index {
                 let index = candidate.join(name);
-                match root.open(&self.dir, &index) {
+                match root.open(&index) {
                     Ok(Some((r, f, m))) if m.is_file() => {
                         found = Some((index, r, f, m));
                         break;
@@ -552,7 +552,7 @@ impl StaticLocation {
             let mut name = real.as_os_str().to_owned();
             name.push(coding.suffix());
             let sibling = PathBuf::from(name);
-            match root.open(&self.dir, &sibling) {
+            match root.open(&sibling) {
                 Ok(Some((r, f, m))) if m.is_file() => {
                     siblings.push((coding, r, f, FileMeta::from_metadata(&m)))
                 }
@@ -793,6 +793,8 @@ pub(crate) struct Root {
     fd: Option<std::os::fd::OwnedFd>,
     /// The directory with every symlink resolved, for the portable check.
     canonical: PathBuf,
+    /// The directory as configured: request paths are built on it.
+    dir: PathBuf,
 }
 
 impl Root {
@@ -818,24 +820,27 @@ impl Root {
                     None
                 }
             };
-            Ok(Root { fd, canonical })
+            Ok(Root {
+                dir: dir.to_owned(),
+                fd,
+                canonical,
+            })
         }
         #[cfg(not(target_os = "linux"))]
-        Ok(Root { canonical })
+        Ok(Root {
+            dir: dir.to_owned(),
+            canonical,
+        })
     }
 
-    /// Opens `path` (which is `dir` joined with plain segments, as
+    /// Opens `path` (the configured directory joined with plain segments, as
     /// [`StaticLocation::map_path`] builds it) when it stays inside the root: the path to
     /// read, the open file and its metadata. `Ok(None)` when it leaves the root.
-    fn open(
-        &self,
-        dir: &Path,
-        path: &Path,
-    ) -> io::Result<Option<(PathBuf, fs::File, fs::Metadata)>> {
+    fn open(&self, path: &Path) -> io::Result<Option<(PathBuf, fs::File, fs::Metadata)>> {
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.fd {
             use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-            let rel = path.strip_prefix(dir).unwrap_or(path);
+            let rel = path.strip_prefix(&self.dir).unwrap_or(path);
             let rel = if rel.as_os_str().is_empty() {
                 Path::new(".")
             } else {
@@ -865,18 +870,12 @@ impl Root {
     }
 }
 
-#[cfg(unix)]
 fn open_nonblocking(path: &Path) -> io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
         .open(path)
-}
-
-#[cfg(not(unix))]
-fn open_nonblocking(path: &Path) -> io::Result<fs::File> {
-    fs::File::open(path)
 }
 
 #[cfg(unix)]
