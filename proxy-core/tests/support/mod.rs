@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use proxy_core::config::{ProxyConfig, QuickFlags};
 use proxy_core::server::{Options, Server};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use uwsgi_proto::chunked::{ChunkedDecoder, ChunkedEvent};
 use uwsgi_proto::{Frame, OwnedVars, RequestDecoder};
 
@@ -201,19 +201,56 @@ impl Seen {
     }
 }
 
-/// A uwsgi upstream answering each request with `respond(seen)` (raw bytes), then closing.
-pub struct UwsgiBackend {
+/// A fake upstream on loopback: counts accepted connections and keeps every request it
+/// saw (`S`); stopped on drop.
+pub struct Backend<S> {
     pub addr: SocketAddr,
     pub accepted: Arc<AtomicUsize>,
-    pub seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+    pub seen: Arc<std::sync::Mutex<Vec<S>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for UwsgiBackend {
+impl<S> Drop for Backend<S> {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
+
+impl<S: Send + 'static> Backend<S> {
+    /// Accepts connections and runs `serve(stream, seen)` for each on its own task.
+    async fn spawn<F, Fut>(serve: F) -> Backend<S>
+    where
+        F: Fn(TcpStream, Arc<std::sync::Mutex<Vec<S>>>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let task = tokio::spawn({
+            let accepted = Arc::clone(&accepted);
+            let seen = Arc::clone(&seen);
+            async move {
+                loop {
+                    let Ok((s, _)) = listener.accept().await else {
+                        return;
+                    };
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(serve(s, Arc::clone(&seen)));
+                }
+            }
+        });
+        Backend {
+            addr,
+            accepted,
+            seen,
+            task,
+        }
+    }
+}
+
+/// A uwsgi upstream answering each request with `respond(seen)` (raw bytes), then closing.
+pub type UwsgiBackend = Backend<Seen>;
 
 async fn read_uwsgi<IO: AsyncRead + Unpin>(io: &mut IO) -> Option<Seen> {
     let mut dec = RequestDecoder::new();
@@ -255,39 +292,19 @@ impl UwsgiBackend {
     where
         F: Fn(&Seen) -> Vec<u8> + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let respond = Arc::new(respond);
-        let task = tokio::spawn({
-            let accepted = Arc::clone(&accepted);
-            let seen = Arc::clone(&seen);
+        Backend::spawn(move |mut s, seen| {
+            let respond = Arc::clone(&respond);
             async move {
-                loop {
-                    let Ok((mut s, _)) = listener.accept().await else {
-                        return;
-                    };
-                    accepted.fetch_add(1, Ordering::SeqCst);
-                    let respond = Arc::clone(&respond);
-                    let seen = Arc::clone(&seen);
-                    tokio::spawn(async move {
-                        if let Some(req) = read_uwsgi(&mut s).await {
-                            let out = respond(&req);
-                            seen.lock().unwrap().push(req);
-                            let _ = s.write_all(&out).await;
-                            let _ = s.shutdown().await;
-                        }
-                    });
+                if let Some(req) = read_uwsgi(&mut s).await {
+                    let out = respond(&req);
+                    seen.lock().unwrap().push(req);
+                    let _ = s.write_all(&out).await;
+                    let _ = s.shutdown().await;
                 }
             }
-        });
-        UwsgiBackend {
-            addr,
-            accepted,
-            seen,
-            task,
-        }
+        })
+        .await
     }
 
     /// Echoes PATH_INFO, QUERY_STRING, CONTENT_LENGTH and the body length.
@@ -318,18 +335,7 @@ pub struct HttpSeen {
 }
 
 /// An HTTP/1.1 upstream with keep-alive, answering with `respond(seen)` (raw bytes).
-pub struct HttpBackend {
-    pub addr: SocketAddr,
-    pub accepted: Arc<AtomicUsize>,
-    pub seen: Arc<std::sync::Mutex<Vec<HttpSeen>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for HttpBackend {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+pub type HttpBackend = Backend<HttpSeen>;
 
 async fn read_http<IO: AsyncRead + Unpin>(io: &mut IO, buf: &mut BytesMut) -> Option<HttpSeen> {
     loop {
@@ -363,41 +369,21 @@ impl HttpBackend {
     where
         F: Fn(&HttpSeen) -> Vec<u8> + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let respond = Arc::new(respond);
-        let task = tokio::spawn({
-            let accepted = Arc::clone(&accepted);
-            let seen = Arc::clone(&seen);
+        Backend::spawn(move |mut s, seen| {
+            let respond = Arc::clone(&respond);
             async move {
-                loop {
-                    let Ok((mut s, _)) = listener.accept().await else {
+                let mut buf = BytesMut::new();
+                while let Some(req) = read_http(&mut s, &mut buf).await {
+                    let out = respond(&req);
+                    seen.lock().unwrap().push(req);
+                    if s.write_all(&out).await.is_err() {
                         return;
-                    };
-                    accepted.fetch_add(1, Ordering::SeqCst);
-                    let respond = Arc::clone(&respond);
-                    let seen = Arc::clone(&seen);
-                    tokio::spawn(async move {
-                        let mut buf = BytesMut::new();
-                        while let Some(req) = read_http(&mut s, &mut buf).await {
-                            let out = respond(&req);
-                            seen.lock().unwrap().push(req);
-                            if s.write_all(&out).await.is_err() {
-                                return;
-                            }
-                        }
-                    });
+                    }
                 }
             }
-        });
-        HttpBackend {
-            addr,
-            accepted,
-            seen,
-            task,
-        }
+        })
+        .await
     }
 }
 
