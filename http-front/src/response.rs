@@ -97,6 +97,9 @@ pub struct ResponseHead {
     close: bool,
 }
 
+/// Bytes reserved for a head's fields on the first [`ResponseHead::append`].
+const FIELDS_CAPACITY: usize = 256;
+
 impl ResponseHead {
     /// A head with `status` and its standard reason phrase.
     ///
@@ -188,6 +191,10 @@ impl ResponseHead {
             return Err(Error::new(Kind::InvalidResponse(
                 "CR, LF or another control character in a field value",
             )));
+        }
+        if self.fields.capacity() == 0 {
+            // One allocation for a typical head's fields instead of a few regrowths.
+            self.fields.reserve(FIELDS_CAPACITY);
         }
         match name.len() {
             4 if name.eq_ignore_ascii_case(b"date") => self.has_date = true,

@@ -140,7 +140,14 @@ impl FileMeta {
 
     /// nginx's `ETag`: `"<mtime seconds in hex>-<size in hex>"`, e.g. `"5f5e1000-1a"`.
     pub fn etag(&self) -> String {
-        format!("\"{:x}-{:x}\"", unix_secs(self.modified), self.len)
+        // nginx's form: `"<mtime hex>-<length hex>"`, written without the fmt machinery.
+        let mut etag = String::with_capacity(2 + 16 + 1 + 16);
+        etag.push('"');
+        push_hex(&mut etag, unix_secs(self.modified));
+        etag.push('-');
+        push_hex(&mut etag, self.len);
+        etag.push('"');
+        etag
     }
 
     /// `Last-Modified` as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), via `httpdate`.
@@ -620,7 +627,8 @@ impl StaticLocation {
         let last_modified = file.meta.last_modified();
         let mut plan = ResponsePlan {
             status: 200,
-            headers: Vec::new(),
+            // Content-Type, Last-Modified, ETag, Accept-Ranges and room for the rest.
+            headers: Vec::with_capacity(8),
             content_length: Some(0),
             body: None,
             file: file.path.clone(),
@@ -717,7 +725,7 @@ impl StaticLocation {
     /// `Content-Type` for a file name: mime_guess's first guess, the charset for `text/*`
     /// and JavaScript, `application/octet-stream` (nginx's `default_type`) when unknown.
     pub fn content_type(&self, path: &Path) -> String {
-        let mime = mime_guess::from_path(path).first_raw();
+        let mime = guess_mime(path);
         let Some(mime) = mime else {
             return "application/octet-stream".to_owned();
         };
@@ -840,7 +848,7 @@ impl Root {
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.fd {
             use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-            let rel = path.strip_prefix(&self.dir).unwrap_or(path);
+            let rel = relative_to(path, &self.dir);
             let rel = if rel.as_os_str().is_empty() {
                 Path::new(".")
             } else {
@@ -867,6 +875,25 @@ impl Root {
         let file = open_nonblocking(&real)?;
         let meta = file.metadata()?;
         Ok(Some((real, file, meta)))
+    }
+}
+
+/// `path` below `dir` (`path` itself when it is not below `dir`). Paths here are built by
+/// [`StaticLocation::map_path`] as `dir` + `/` + segments, so a byte-prefix test decides;
+/// `Path::strip_prefix` (a component-by-component walk) only when that test fails.
+#[cfg(target_os = "linux")]
+fn relative_to<'a>(path: &'a Path, dir: &Path) -> &'a Path {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let dir_bytes = dir.as_os_str().as_bytes();
+    match bytes.strip_prefix(dir_bytes) {
+        Some(rest) if rest.first() == Some(&b'/') || rest.is_empty() => {
+            let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+            Path::new(OsStr::from_bytes(rest))
+        }
+        // `dir` itself ends in '/' (the root directory): the rest starts right after it.
+        Some(rest) if dir_bytes.ends_with(b"/") => Path::new(OsStr::from_bytes(rest)),
+        _ => path.strip_prefix(dir).unwrap_or(path),
     }
 }
 
@@ -899,4 +926,69 @@ fn trim(v: &[u8]) -> &[u8] {
         .rposition(|&b| b != b' ' && b != b'\t')
         .map_or(start, |e| e + 1);
     &v[start..end]
+}
+
+/// `mime_guess`'s first type for the extension of `path`, through a small per-thread cache
+/// of recent extensions (`mime_guess` searches its table with case-insensitive compares on
+/// every call, which showed in static-file profiles). At most [`MIME_CACHE`] entries.
+fn guess_mime(path: &Path) -> Option<&'static str> {
+    use std::cell::RefCell;
+    use std::ffi::OsString;
+    thread_local! {
+        static RECENT: RefCell<Vec<(OsString, Option<&'static str>)>> =
+            const { RefCell::new(Vec::new()) };
+    }
+    let ext = path.extension()?;
+    let lookup = || mime_guess::from_ext(ext.to_str()?).first_raw();
+    RECENT
+        .try_with(|recent| {
+            let mut recent = recent.borrow_mut();
+            if let Some((_, mime)) = recent.iter().find(|(e, _)| e == ext) {
+                return *mime;
+            }
+            let mime = lookup();
+            if recent.len() == MIME_CACHE {
+                recent.remove(0);
+            }
+            recent.push((ext.to_owned(), mime));
+            mime
+        })
+        .unwrap_or_else(|_| lookup())
+}
+
+/// Extensions remembered per thread by [`guess_mime`].
+const MIME_CACHE: usize = 16;
+
+/// Appends `n` in lower-case hex without leading zeros (`0` for zero).
+fn push_hex(out: &mut String, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        out.push(char::from(DIGITS[((n >> (i * 4)) & 0xf) as usize]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_matches_fmt() {
+        for n in [0u64, 1, 0xf, 0x10, 0x2800, 0x6b01_529d, u64::MAX] {
+            let mut s = String::new();
+            push_hex(&mut s, n);
+            assert_eq!(s, format!("{n:x}"));
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn relative_paths_below_the_directory() {
+        let rel = |p: &str, d: &str| relative_to(Path::new(p), Path::new(d)).to_owned();
+        assert_eq!(rel("/srv/www/a/b.txt", "/srv/www"), Path::new("a/b.txt"));
+        assert_eq!(rel("/srv/www", "/srv/www"), Path::new(""));
+        assert_eq!(rel("/a.txt", "/"), Path::new("a.txt"));
+        // A sibling with the same leading bytes is not below the directory.
+        assert_eq!(rel("/srv/wwwx/a", "/srv/www"), Path::new("/srv/wwwx/a"));
+    }
 }
