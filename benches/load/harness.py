@@ -143,6 +143,15 @@ def wrk(url: str, seconds: int, connections: int) -> tuple[float, float, int]:
     return rps, p99, errors
 
 
+# The forwarding fields the seeds' nginx sites set (seeds 000 and 003), plus the scheme:
+# the same fields ferrule-proxy sends upstream, so both backends parse the same request.
+NGINX_FORWARDED = (
+    "proxy_set_header Host $host; proxy_set_header X-Real-IP $remote_addr; "
+    "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; "
+    "proxy_set_header X-Forwarded-Proto $scheme;"
+)
+
+
 def nginx_conf(workdir: Path, name: str, body: str) -> tuple[Server, int]:
     """nginx with one worker and `body` inside `http {}` after a `listen` line is added."""
     port = free_port()
@@ -296,7 +305,7 @@ def scenario_http_upstream(venv: Path, workdir: Path) -> list[tuple[str, list[Se
             workdir, "http",
             f"upstream app {{ server 127.0.0.1:{bp2}; keepalive 32; }} "
             "server { LISTEN location / { proxy_pass http://app; proxy_http_version 1.1; "
-            "proxy_set_header Connection \"\"; } }")
+            "proxy_set_header Connection \"\"; " + NGINX_FORWARDED + " } }")
         out.append(("nginx", [backend2, nginx], f"http://127.0.0.1:{port}/"))
     return out
 

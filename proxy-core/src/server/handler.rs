@@ -214,13 +214,16 @@ impl ProxyHandler {
             }
         }
         let policy = RetryPolicy::new();
+        // One clock read for the first attempt's bookkeeping (server choice, idle
+        // connection age, success); retries and failures read the clock again.
         let started = Instant::now();
+        let mut now = started;
         let mut tried = lock(&up.pool).attempt();
         let mut last: Option<AttemptError> = None;
         loop {
             let picked = {
                 let mut pool = lock(&up.pool);
-                pool.select(&mut tried, Instant::now())
+                pool.select(&mut tried, now)
                     .map(|id| (id, pool.addr(id).clone()))
             };
             let Some((peer, addr)) = picked else {
@@ -229,16 +232,19 @@ impl ProxyHandler {
                 }
                 break;
             };
-            match upstream::attempt(site, up, peer, &addr, &request, &spool, head.is_head()).await {
+            let attempt =
+                upstream::attempt(site, up, peer, &addr, &request, &spool, head.is_head(), now);
+            match attempt.await {
                 Ok(answer) => {
                     // A streamed body reports to the pool when it ends.
                     if matches!(answer.body, Either::Left(_)) {
-                        lock(&up.pool).finish(peer, Outcome::Success, Instant::now());
+                        lock(&up.pool).finish(peer, Outcome::Success, now);
                     }
                     return respond(answer);
                 }
                 Err(e) => {
-                    lock(&up.pool).finish(peer, Outcome::Failure, Instant::now());
+                    now = Instant::now();
+                    lock(&up.pool).finish(peer, Outcome::Failure, now);
                     tracing::error!(upstream = name, server = %addr, "{}", e.cause);
                     let retry = policy.may_retry(
                         head.raw_method(),
@@ -246,7 +252,7 @@ impl ProxyHandler {
                         e.sent,
                         tried.count(),
                         started,
-                        Instant::now(),
+                        now,
                     );
                     last = Some(e);
                     if !retry {

@@ -132,9 +132,13 @@ where
     W: AsyncWrite + Unpin,
 {
     while !data.is_empty() {
-        let n = match tokio::time::timeout(timeout, dst.write(data)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
+        // Most writes go through at once: only one that has to wait arms a timer.
+        let n = match poll_once(dst.write(data)) {
+            Some(r) => r?,
+            None => match tokio::time::timeout(timeout, dst.write(data)).await {
+                Ok(r) => r?,
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
+            },
         };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
@@ -142,4 +146,17 @@ where
         data = &data[n..];
     }
     Ok(())
+}
+
+/// Polls `fut` once with a no-op waker: `Some(output)` when it completes at once, `None`
+/// when it would wait (the caller then awaits a fresh future under its timeout, which
+/// registers the real waker). Saves the clock read and timer entry of a timeout for the
+/// I/O that needs no waiting, which on a keep-alive exchange is most of it.
+pub(crate) fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
 }

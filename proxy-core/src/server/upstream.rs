@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use uwsgi_proto::chunked::{ChunkedDecoder, ChunkedEvent};
 
-use super::spool::{Spool, write_all_timeout};
+use super::spool::{Spool, poll_once, write_all_timeout};
 use super::{Site, Timeouts, UpstreamRt};
 use crate::config::UpstreamAddr;
 use crate::pool::{Failure, Outcome, PeerId};
@@ -164,16 +164,17 @@ pub(crate) async fn attempt(
     request_head: &[u8],
     body: &Spool,
     head_request: bool,
+    now: Instant,
 ) -> Result<Answer, AttemptError> {
     let t = site.options.timeouts;
     let http = up.protocol == UpstreamProtocol::Http;
     // A reused keep-alive connection may have been closed by the server meanwhile: on a
     // failure before any response byte, try once more on a fresh connection.
     if http {
-        if let Some(conn) = take_idle(up, peer, site.options.keepalive_timeout) {
+        if let Some(conn) = take_idle(up, peer, site.options.keepalive_timeout, now) {
             match exchange(conn, request_head, body, head_request, up.protocol, t).await {
                 Ok((head, conn, buf)) => {
-                    return Ok(finish_answer(site, up, peer, head, conn, buf, head_request));
+                    return Ok(finish_answer(site, up, peer, head, conn, buf, now));
                 }
                 Err((e, got_bytes)) if got_bytes => return Err(e),
                 Err((e, _)) => {
@@ -187,23 +188,32 @@ pub(crate) async fn attempt(
     }
     let conn = connect(addr, t.connect).await?;
     match exchange(conn, request_head, body, head_request, up.protocol, t).await {
-        Ok((head, conn, buf)) => Ok(finish_answer(site, up, peer, head, conn, buf, head_request)),
+        Ok((head, conn, buf)) => Ok(finish_answer(site, up, peer, head, conn, buf, now)),
         Err((e, _)) => Err(e),
     }
 }
 
-fn take_idle(up: &UpstreamRt, peer: PeerId, keepalive_timeout: Duration) -> Option<Conn> {
+/// The most recently parked connection to `peer` that has been idle for less than
+/// `keepalive_timeout` at `now` (older ones are closed).
+fn take_idle(
+    up: &UpstreamRt,
+    peer: PeerId,
+    keepalive_timeout: Duration,
+    now: Instant,
+) -> Option<Conn> {
     let mut idle = up.idle.lock().unwrap_or_else(|e| e.into_inner());
     let list = idle.get_mut(peer.index())?;
     while let Some(i) = list.pop() {
-        if i.since.elapsed() < keepalive_timeout {
+        if now.saturating_duration_since(i.since) < keepalive_timeout {
             return Some(i.conn);
         }
     }
     None
 }
 
-fn put_idle(site: &Site, up: &UpstreamRt, peer: PeerId, conn: Conn) {
+/// Parks `conn` for reuse, idle since `since` (the request's start time is close enough
+/// and errs on the early side), dropping the oldest beyond the keep-alive limit.
+fn put_idle(site: &Site, up: &UpstreamRt, peer: PeerId, conn: Conn, since: Instant) {
     if site.options.keepalive == 0 {
         return;
     }
@@ -212,10 +222,7 @@ fn put_idle(site: &Site, up: &UpstreamRt, peer: PeerId, conn: Conn) {
         if list.len() >= site.options.keepalive {
             list.remove(0);
         }
-        list.push(Idle {
-            conn,
-            since: Instant::now(),
-        });
+        list.push(Idle { conn, since });
     }
 }
 
@@ -280,7 +287,10 @@ async fn exchange(
             buf.reserve(8 * 1024);
         }
         let got = !buf.is_empty();
-        let read = tokio::time::timeout(t.read, conn.read_buf(&mut buf)).await;
+        let read = match poll_once(conn.read_buf(&mut buf)) {
+            Some(r) => Ok(r),
+            None => tokio::time::timeout(t.read, conn.read_buf(&mut buf)).await,
+        };
         if let (Some(e), Ok(Ok(0) | Err(_)) | Err(_)) = (&send_error, &read) {
             return Err(sent_err(e));
         }
@@ -324,13 +334,13 @@ fn finish_answer(
     head: UpstreamHead,
     conn: Conn,
     mut buf: BytesMut,
-    _head_request: bool,
+    now: Instant,
 ) -> Answer {
     let reusable = head.reusable && up.protocol == UpstreamProtocol::Http;
     match head.framing {
         BodyFraming::None => {
             if reusable && buf.is_empty() {
-                put_idle(site, up, peer, conn);
+                put_idle(site, up, peer, conn, now);
             }
             Answer {
                 head,
@@ -340,7 +350,7 @@ fn finish_answer(
         BodyFraming::Length(n) if buf.len() as u64 >= n => {
             let data = buf.split_to(n as usize).freeze();
             if reusable && buf.is_empty() {
-                put_idle(site, up, peer, conn);
+                put_idle(site, up, peer, conn, now);
             }
             Answer {
                 head,
@@ -357,7 +367,7 @@ fn finish_answer(
                     Ok(Some(ChunkedEvent::Data(d))) => parts.push(d),
                     Ok(Some(ChunkedEvent::End { .. })) => {
                         if reusable && probe.is_empty() {
-                            put_idle(site, up, peer, conn);
+                            put_idle(site, up, peer, conn, now);
                         }
                         let mut all = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
                         for p in &parts {
@@ -465,7 +475,11 @@ fn stream_body(
                     }
                 }
                 buf.reserve(64 * 1024);
-                match tokio::time::timeout(read_timeout, conn.read_buf(&mut buf)).await {
+                let read = match poll_once(conn.read_buf(&mut buf)) {
+                    Some(r) => Ok(r),
+                    None => tokio::time::timeout(read_timeout, conn.read_buf(&mut buf)).await,
+                };
+                match read {
                     Ok(Ok(0)) if framing == BodyFraming::UntilClose => return Ok(false),
                     Ok(Ok(0)) => {
                         return Err("upstream prematurely closed connection".to_owned());
@@ -485,12 +499,13 @@ fn stream_body(
             Outcome::Success
         };
         if let Some(up) = site.upstreams.get(&name) {
+            let now = Instant::now();
             up.pool
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .finish(peer, outcome, Instant::now());
+                .finish(peer, outcome, now);
             if reusable && matches!(result, Ok(true)) {
-                put_idle(&site, up, peer, conn);
+                put_idle(&site, up, peer, conn, now);
             }
         }
         if let Err(msg) = result {
