@@ -122,31 +122,19 @@ impl Spool {
     }
 }
 
-/// `write_all` where each write must make progress within `timeout`.
-pub(crate) async fn write_all_timeout<W>(
-    dst: &mut W,
-    mut data: &[u8],
-    timeout: std::time::Duration,
-) -> io::Result<()>
-where
-    W: AsyncWrite + Unpin,
-{
-    while !data.is_empty() {
-        // Most writes go through at once: only one that has to wait arms a timer.
-        let n = match poll_once(dst.write(data)) {
-            Some(r) => r?,
-            None => match tokio::time::timeout(timeout, dst.write(data)).await {
-                Ok(r) => r?,
-                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
-            },
-        };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+/// `tokio::time::timeout($timeout, $io)`, except that I/O that completes at once arms no
+/// timer: `$io` is polled once first (see [`poll_once`]) and only rebuilt under the timeout
+/// when it would wait. `$io` is an expression evaluated up to twice. Yields
+/// `Result<Output, Elapsed>`, like `timeout`.
+macro_rules! ready_or_timeout {
+    ($timeout:expr, $io:expr) => {
+        match $crate::server::spool::poll_once($io) {
+            Some(out) => Ok(out),
+            None => tokio::time::timeout($timeout, $io).await,
         }
-        data = &data[n..];
-    }
-    Ok(())
+    };
 }
+pub(crate) use ready_or_timeout;
 
 /// Polls `fut` once with a no-op waker: `Some(output)` when it completes at once, `None`
 /// when it would wait (the caller then awaits a fresh future under its timeout, which
@@ -159,4 +147,27 @@ pub(crate) fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
         std::task::Poll::Ready(out) => Some(out),
         std::task::Poll::Pending => None,
     }
+}
+
+/// `write_all` where each write must make progress within `timeout`.
+pub(crate) async fn write_all_timeout<W>(
+    dst: &mut W,
+    mut data: &[u8],
+    timeout: std::time::Duration,
+) -> io::Result<()>
+where
+    W: AsyncWrite + Unpin,
+{
+    while !data.is_empty() {
+        // Most writes go through at once: only one that has to wait arms a timer.
+        let n = match ready_or_timeout!(timeout, dst.write(data)) {
+            Ok(r) => r?,
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout")),
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        data = &data[n..];
+    }
+    Ok(())
 }

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use uwsgi_proto::chunked::{ChunkedDecoder, ChunkedEvent};
 
-use super::spool::{Spool, poll_once, write_all_timeout};
+use super::spool::{Spool, ready_or_timeout, write_all_timeout};
 use super::{Site, Timeouts, UpstreamRt};
 use crate::config::UpstreamAddr;
 use crate::pool::{Failure, Outcome, PeerId};
@@ -287,10 +287,7 @@ async fn exchange(
             buf.reserve(8 * 1024);
         }
         let got = !buf.is_empty();
-        let read = match poll_once(conn.read_buf(&mut buf)) {
-            Some(r) => Ok(r),
-            None => tokio::time::timeout(t.read, conn.read_buf(&mut buf)).await,
-        };
+        let read = ready_or_timeout!(t.read, conn.read_buf(&mut buf));
         if let (Some(e), Ok(Ok(0) | Err(_)) | Err(_)) = (&send_error, &read) {
             return Err(sent_err(e));
         }
@@ -475,11 +472,7 @@ fn stream_body(
                     }
                 }
                 buf.reserve(64 * 1024);
-                let read = match poll_once(conn.read_buf(&mut buf)) {
-                    Some(r) => Ok(r),
-                    None => tokio::time::timeout(read_timeout, conn.read_buf(&mut buf)).await,
-                };
-                match read {
+                match ready_or_timeout!(read_timeout, conn.read_buf(&mut buf)) {
                     Ok(Ok(0)) if framing == BodyFraming::UntilClose => return Ok(false),
                     Ok(Ok(0)) => {
                         return Err("upstream prematurely closed connection".to_owned());
