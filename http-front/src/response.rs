@@ -155,7 +155,7 @@ impl ResponseHead {
     ///
     /// [`Error::is_invalid_response`] when it holds CR, LF or another CTL other than HTAB.
     pub fn set_reason(&mut self, reason: &[u8]) -> Result<&mut Self, Error> {
-        if !reason.iter().all(|&b| b == b'\t' || b >= 0x20 && b != 0x7f) {
+        if !is_field_text(reason) {
             return Err(Error::new(Kind::InvalidResponse("invalid reason phrase")));
         }
         self.reason = Some(reason.into());
@@ -187,7 +187,7 @@ impl ResponseHead {
                 "field name is not a token",
             )));
         }
-        if !value.iter().all(|&b| b == b'\t' || b >= 0x20 && b != 0x7f) {
+        if !is_field_text(value) {
             return Err(Error::new(Kind::InvalidResponse(
                 "CR, LF or another control character in a field value",
             )));
@@ -211,13 +211,7 @@ impl ResponseHead {
             14 if name.eq_ignore_ascii_case(b"content-length") => {
                 let n = parse_content_length(value.trim_ascii())
                     .ok_or_else(|| Error::new(Kind::InvalidResponse("invalid Content-Length")))?;
-                if self.content_length.is_some_and(|m| m != n) {
-                    return Err(Error::new(Kind::InvalidResponse(
-                        "conflicting Content-Length values",
-                    )));
-                }
-                self.content_length = Some(n);
-                return Ok(self);
+                return self.set_content_length(n);
             }
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 tracing::debug!("dropped Transfer-Encoding set by the application");
@@ -230,6 +224,24 @@ impl ResponseHead {
         self.fields.put_slice(b": ");
         self.fields.put_slice(value);
         self.fields.put_slice(b"\r\n");
+        Ok(self)
+    }
+
+    /// Sets `Content-Length` to `n` bytes: what [`append`](Self::append) does for a
+    /// `Content-Length` field, without formatting and parsing the number. The encoder
+    /// writes the field (RFC 9112 §6.2) and checks the body against it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_invalid_response`] when a different `Content-Length` was set before
+    /// (RFC 9110 §8.6: differing values are an error); the caller answers 500.
+    pub fn set_content_length(&mut self, n: u64) -> Result<&mut Self, Error> {
+        if self.content_length.is_some_and(|m| m != n) {
+            return Err(Error::new(Kind::InvalidResponse(
+                "conflicting Content-Length values",
+            )));
+        }
+        self.content_length = Some(n);
         Ok(self)
     }
 
@@ -278,6 +290,28 @@ impl fmt::Debug for ResponseHead {
             .field("fields", &self.fields.escape_ascii().to_string())
             .finish()
     }
+}
+
+/// Whether `text` may stand in a field value or reason phrase: HTAB, SP, VCHAR and
+/// obs-text, so no CR, LF, NUL, other CTL or DEL (RFC 9110 §5.5, §15). Eight bytes at a
+/// time: a word with no byte below 0x20 and no 0x7f passes at once; a word that has one
+/// (it may be an HTAB) is checked byte by byte.
+fn is_field_text(text: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let byte_ok = |b: u8| b == b'\t' || b >= 0x20 && b != 0x7f;
+    let mut words = text.chunks_exact(8);
+    for word in &mut words {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        // Some byte < 0x20 (exact as a yes/no for the whole word), or some byte == 0x7f.
+        let below_space = x.wrapping_sub(LO * 0x20) & !x & HI;
+        let del = x ^ (LO * 0x7f);
+        let has_del = del.wrapping_sub(LO) & !del & HI;
+        if below_space | has_del != 0 && !word.iter().all(|&b| byte_ok(b)) {
+            return false;
+        }
+    }
+    words.remainder().iter().all(|&b| byte_ok(b))
 }
 
 /// Writes `HTTP/1.1 <status> <reason>`, the fields, the framing header, `Date` (unless the
@@ -461,6 +495,44 @@ pub(crate) fn http_date_now() -> [u8; 29] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_text_check_agrees_with_the_byte_rule() {
+        let byte_ok = |b: u8| b == b'\t' || b >= 0x20 && b != 0x7f;
+        // Every byte value at every position of a 17-byte value (two words and a tail).
+        for b in 0..=255u8 {
+            for at in 0..17 {
+                let mut v = *b"abcdefgh ijklmnop";
+                v[at] = b;
+                assert_eq!(is_field_text(&v), byte_ok(b), "byte {b:#x} at {at}");
+            }
+        }
+        // Neighbours that a borrow across bytes could confuse.
+        assert!(is_field_text(b"\x80\x80\x80\x80\x80\x80\x80\x80"));
+        assert!(is_field_text(b"\xff\x20\xff\x20\x7e\x21\x80\x09"));
+        assert!(!is_field_text(b"\x20\x20\x20\x20\x20\x20\x20\x1f"));
+        assert!(!is_field_text(b"\x00\xff\xff\xff\xff\xff\xff\xff"));
+        assert!(is_field_text(b""));
+    }
+
+    #[test]
+    fn content_length_setter_matches_append() {
+        let mut head = ResponseHead::new(200).unwrap();
+        head.set_content_length(10).unwrap();
+        assert_eq!(head.content_length(), Some(10));
+        // The same value again is fine, by either route; a different one is refused.
+        head.append("Content-Length", "10").unwrap();
+        head.set_content_length(10).unwrap();
+        assert!(
+            head.set_content_length(11)
+                .unwrap_err()
+                .is_invalid_response()
+        );
+        assert!(head.append("Content-Length", "12").is_err());
+        assert_eq!(head.content_length(), Some(10));
+        // Framing fields are never among the stored fields.
+        assert_eq!(head.fields().count(), 0);
+    }
 
     #[test]
     fn decimal() {

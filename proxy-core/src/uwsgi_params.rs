@@ -236,7 +236,7 @@ impl UwsgiParams {
             if path_info.starts_with(script)
                 && matches!(path_info.get(script.len()), None | Some(b'/'))
             {
-                path_info.drain(..script.len());
+                path_info.to_mut().drain(..script.len());
             }
         }
         let content_length: Cow<'a, [u8]> = match req.body_length {
@@ -261,7 +261,7 @@ impl UwsgiParams {
             "REQUEST_URI",
             Cow::Borrowed(crate::path::origin_form(req.target)),
         );
-        push("PATH_INFO", Cow::Owned(path_info));
+        push("PATH_INFO", path_info);
         push("DOCUMENT_ROOT", Cow::Owned(self.document_root.clone()));
         push("SERVER_PROTOCOL", Cow::Borrowed(req.protocol));
         push(

@@ -3,11 +3,11 @@
 use proxy_core::path::{PathError, document_uri, origin_form, split_target, static_path};
 
 fn uri(raw: &str) -> Result<String, PathError> {
-    document_uri(raw.as_bytes()).map(|v| String::from_utf8(v).unwrap())
+    document_uri(raw.as_bytes()).map(|v| String::from_utf8(v.into_owned()).unwrap())
 }
 
 fn stat(raw: &str) -> Result<String, PathError> {
-    static_path(raw.as_bytes()).map(|v| String::from_utf8(v).unwrap())
+    static_path(raw.as_bytes()).map(|v| String::from_utf8(v.into_owned()).unwrap())
 }
 
 #[test]
@@ -123,7 +123,7 @@ mod props {
                 }
                 // Re-encode '%' so a second pass sees the same bytes.
                 let mut again = Vec::new();
-                for &b in &out {
+                for &b in out.iter() {
                     if b == b'%' { again.extend_from_slice(b"%25") } else { again.push(b) }
                 }
                 prop_assert_eq!(document_uri(&again).unwrap(), out);

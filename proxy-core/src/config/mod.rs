@@ -282,20 +282,17 @@ impl ProxyConfig {
     /// `server_name` matches, else the first of them. `None` when no server listens
     /// there.
     pub fn server_for(&self, local: SocketAddr, host: &str) -> Option<&ServerBlock> {
-        let listening: Vec<&ServerBlock> = self
-            .servers
-            .iter()
-            .filter(|s| {
+        // Two passes over the (few) servers instead of collecting the listening ones.
+        let listening = || {
+            self.servers.iter().filter(move |s| {
                 s.listen
                     .iter()
                     .any(|l| *l == local || (l.ip().is_unspecified() && l.port() == local.port()))
             })
-            .collect();
-        listening
-            .iter()
+        };
+        listening()
             .find(|s| s.server_names.iter().any(|n| name_matches(n, host)))
-            .or(listening.first())
-            .copied()
+            .or_else(|| listening().next())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The request handler: routing by server and location, then static files, upstreams or
 //! redirects.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -94,7 +95,7 @@ impl ProxyHandler {
                 let host = if host.is_empty() {
                     server.primary_name()
                 } else {
-                    &host
+                    &*host
                 };
                 let uri = String::from_utf8_lossy(target);
                 let to = expand_redirect(to, host, &uri, self.scheme().as_str());
@@ -283,8 +284,8 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// nginx's `$host`: the host without the port, lower-case.
-fn host_name(raw: &[u8]) -> String {
+/// nginx's `$host`: the host without the port, lower-case (borrowed when it already is).
+fn host_name(raw: &[u8]) -> Cow<'_, str> {
     let host = if raw.first() == Some(&b'[') {
         match raw.iter().position(|&b| b == b']') {
             Some(end) => &raw[..=end],
@@ -296,7 +297,10 @@ fn host_name(raw: &[u8]) -> String {
             _ => raw,
         }
     };
-    String::from_utf8_lossy(host).to_ascii_lowercase()
+    match std::str::from_utf8(host) {
+        Ok(h) if !h.bytes().any(|b| b.is_ascii_uppercase()) => Cow::Borrowed(h),
+        _ => Cow::Owned(String::from_utf8_lossy(host).to_ascii_lowercase()),
+    }
 }
 
 /// Fields of an upstream response that are not passed on (nginx's `proxy_hide_header`
@@ -326,7 +330,7 @@ fn respond(answer: Answer) -> Answered {
         }
     }
     if let (Some(n), BodyFraming::Length(_) | BodyFraming::None) = (h.content_length, h.framing) {
-        if rh.append("Content-Length", n.to_string()).is_err() {
+        if rh.set_content_length(n).is_err() {
             return error(502);
         }
     }

@@ -159,7 +159,13 @@ fn resolve_and_plan(
 ) -> Blocking {
     match files.resolve_open(path, accept) {
         Ok((Resolved::File(file), Some(opened))) => {
-            let plan = files.plan(sreq, &file, SystemTime::now());
+            // The wall clock only matters for `Expires`.
+            let now = if files.reads_clock() {
+                SystemTime::now()
+            } else {
+                SystemTime::UNIX_EPOCH
+            };
+            let plan = files.plan(sreq, &file, now);
             match plan.body {
                 Some(range) if range.len <= CHUNK as u64 => match read_range(&opened, range) {
                     Ok(b) => Blocking::Plan(plan, PlannedBody::Read(b)),
@@ -242,12 +248,12 @@ pub(crate) async fn serve(
                 return StaticAnswer::Status(500);
             };
             for (name, value) in &plan.headers {
-                if rh.append(name, value).is_err() {
+                if rh.append(name, value.as_bytes()).is_err() {
                     return StaticAnswer::Status(500);
                 }
             }
             if let Some(n) = plan.content_length {
-                let _ = rh.append("Content-Length", n.to_string());
+                let _ = rh.set_content_length(n);
             }
             let body = match planned {
                 PlannedBody::None if plan.content_length.is_some_and(|n| n > 0) => super::no_body(),

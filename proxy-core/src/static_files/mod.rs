@@ -19,6 +19,7 @@
 //! (several ranges are answered with the whole file, which RFC 9110 §14.2 allows), and
 //! `autoindex` (a directory without an index file is 403, as nginx's default).
 
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
@@ -151,8 +152,23 @@ impl FileMeta {
     }
 
     /// `Last-Modified` as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), via `httpdate`.
+    /// The text of the last time formatted on this thread is kept: a server sends the same
+    /// few files over and over, and `httpdate` formats through `fmt` on every call.
     pub fn last_modified(&self) -> String {
-        http_date(self.modified)
+        use std::cell::RefCell;
+        thread_local! {
+            static LAST: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+        }
+        let t = self.modified.clamp(UNIX_EPOCH, max_http_time());
+        let secs = unix_secs(t);
+        LAST.try_with(|last| {
+            let mut last = last.borrow_mut();
+            if last.0 != secs {
+                *last = (secs, http_date(t));
+            }
+            last.1.clone()
+        })
+        .unwrap_or_else(|_| http_date(t))
     }
 }
 
@@ -226,8 +242,9 @@ impl StaticError {
 pub struct ResponsePlan {
     /// The status code: 200, 206, 304, 405, 412 or 416.
     pub status: u16,
-    /// Header fields in the order they should be written, names in canonical case.
-    pub headers: Vec<(&'static str, String)>,
+    /// Header fields in the order they should be written, names in canonical case; fixed
+    /// values are borrowed, computed ones owned.
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
     /// The value of `Content-Length`, in bytes: the length of the selected
     /// representation or range (also for HEAD, where no body follows), 0 for 405/412/416,
     /// `None` for 304 (no `Content-Length` is sent).
@@ -245,7 +262,7 @@ impl ResponsePlan {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 }
 
@@ -438,7 +455,8 @@ impl StaticLocation {
         } else {
             decoded
         };
-        let mut path = self.dir.clone();
+        let mut path = PathBuf::with_capacity(self.dir.as_os_str().len() + relative.len() + 1);
+        path.push(&self.dir);
         for segment in relative.split(|&b| b == b'/') {
             match segment {
                 b"" | b"." => {}
@@ -506,8 +524,9 @@ impl StaticLocation {
             },
         };
         let not_opened = |r: Result<Resolved, StaticError>| r.map(|r| (r, None));
+        // `real` is `None` when it is the path that was asked for.
         let (real, file, meta) = match root.open(&candidate) {
-            Ok(Some(found)) => found,
+            Ok(Some((real, f, m))) => (resolved(real), f, m),
             Ok(None) => return Ok((Resolved::Forbidden, None)),
             Err(e) => return not_opened(settle(e, &candidate)),
         };
@@ -522,6 +541,7 @@ impl StaticLocation {
                 let index = candidate.join(name);
                 match root.open(&index) {
                     Ok(Some((r, f, m))) if m.is_file() => {
+                        let r = resolved(r);
                         found = Some((index, r, f, m));
                         break;
                     }
@@ -541,7 +561,7 @@ impl StaticLocation {
             return Ok((Resolved::Forbidden, None));
         }
         let mut chosen = StaticFile {
-            path: real.clone(),
+            path: real.unwrap_or_else(|| original.clone()),
             meta: FileMeta::from_metadata(&meta),
             original,
             encoding: None,
@@ -556,12 +576,13 @@ impl StaticLocation {
             if !enabled {
                 continue;
             }
-            let mut name = real.as_os_str().to_owned();
+            let mut name = chosen.path.as_os_str().to_owned();
             name.push(coding.suffix());
             let sibling = PathBuf::from(name);
             match root.open(&sibling) {
                 Ok(Some((r, f, m))) if m.is_file() => {
-                    siblings.push((coding, r, f, FileMeta::from_metadata(&m)))
+                    let r = resolved(r);
+                    siblings.push((coding, r.unwrap_or(sibling), f, FileMeta::from_metadata(&m)))
                 }
                 Ok(_) => {}
                 Err(e) if quiet(&e) => {}
@@ -636,7 +657,7 @@ impl StaticLocation {
         let head = req.method == b"HEAD";
         if req.method != b"GET" && !head {
             plan.status = 405;
-            plan.headers.push(("Allow", "GET, HEAD".to_owned()));
+            plan.headers.push(("Allow", Cow::Borrowed("GET, HEAD")));
             return plan;
         }
         // RFC 9110 §13.2.2 steps 1-2.
@@ -665,11 +686,12 @@ impl StaticLocation {
         if not_modified {
             plan.status = 304;
             plan.content_length = None;
-            plan.headers.push(("Last-Modified", last_modified));
-            plan.headers.push(("ETag", etag));
+            plan.headers.push(("Last-Modified", last_modified.into()));
+            plan.headers.push(("ETag", etag.into()));
             self.push_cache_fields(&mut plan.headers, now);
             if file.vary {
-                plan.headers.push(("Vary", "Accept-Encoding".to_owned()));
+                plan.headers
+                    .push(("Vary", Cow::Borrowed("Accept-Encoding")));
             }
             return plan;
         }
@@ -684,7 +706,7 @@ impl StaticLocation {
             RangeDecision::Unsatisfiable => {
                 plan.status = 416;
                 plan.headers
-                    .push(("Content-Range", format!("bytes */{len}")));
+                    .push(("Content-Range", format!("bytes */{len}").into()));
                 return plan;
             }
             RangeDecision::Whole => ByteRange { start: 0, len },
@@ -697,19 +719,20 @@ impl StaticLocation {
             .push(("Content-Type", self.content_type(&file.original)));
         if let Some(coding) = file.encoding {
             plan.headers
-                .push(("Content-Encoding", coding.as_str().to_owned()));
+                .push(("Content-Encoding", Cow::Borrowed(coding.as_str())));
         }
         if file.vary {
-            plan.headers.push(("Vary", "Accept-Encoding".to_owned()));
+            plan.headers
+                .push(("Vary", Cow::Borrowed("Accept-Encoding")));
         }
-        plan.headers.push(("Last-Modified", last_modified));
-        plan.headers.push(("ETag", etag));
-        plan.headers.push(("Accept-Ranges", "bytes".to_owned()));
+        plan.headers.push(("Last-Modified", last_modified.into()));
+        plan.headers.push(("ETag", etag.into()));
+        plan.headers.push(("Accept-Ranges", Cow::Borrowed("bytes")));
         if plan.status == 206 {
             let last = range.start + range.len - 1;
             plan.headers.push((
                 "Content-Range",
-                format!("bytes {}-{last}/{len}", range.start),
+                format!("bytes {}-{last}/{len}", range.start).into(),
             ));
         }
         self.push_cache_fields(&mut plan.headers, now);
@@ -724,42 +747,51 @@ impl StaticLocation {
 
     /// `Content-Type` for a file name: mime_guess's first guess, the charset for `text/*`
     /// and JavaScript, `application/octet-stream` (nginx's `default_type`) when unknown.
-    pub fn content_type(&self, path: &Path) -> String {
+    pub fn content_type(&self, path: &Path) -> Cow<'static, str> {
         let mime = guess_mime(path);
         let Some(mime) = mime else {
-            return "application/octet-stream".to_owned();
+            return Cow::Borrowed("application/octet-stream");
         };
         match &self.charset {
             Some(cs) if mime.starts_with("text/") || mime == "application/javascript" => {
-                format!("{mime}; charset={cs}")
+                Cow::Owned(format!("{mime}; charset={cs}"))
             }
-            _ => mime.to_owned(),
+            _ => Cow::Borrowed(mime),
         }
     }
 
-    fn push_cache_fields(&self, headers: &mut Vec<(&'static str, String)>, now: SystemTime) {
+    /// Whether [`plan`](Self::plan) reads its `now` (only for `Expires` with a duration).
+    pub(crate) fn reads_clock(&self) -> bool {
+        matches!(self.expires, Expires::After(_))
+    }
+
+    fn push_cache_fields(
+        &self,
+        headers: &mut Vec<(&'static str, Cow<'static, str>)>,
+        now: SystemTime,
+    ) {
         let (expires, directive) = match self.expires {
             Expires::Off => (None, None),
             Expires::After(d) => {
                 let at = now.checked_add(d).unwrap_or(max_http_time());
                 (
-                    Some(http_date(at)),
-                    Some(format!("max-age={}", d.as_secs())),
+                    Some(Cow::Owned(http_date(at))),
+                    Some(Cow::Owned(format!("max-age={}", d.as_secs()))),
                 )
             }
             Expires::Epoch => (
-                Some("Thu, 01 Jan 1970 00:00:01 GMT".to_owned()),
-                Some("no-cache".to_owned()),
+                Some(Cow::Borrowed("Thu, 01 Jan 1970 00:00:01 GMT")),
+                Some(Cow::Borrowed("no-cache")),
             ),
             Expires::Max => (
-                Some("Thu, 31 Dec 2037 23:55:55 GMT".to_owned()),
-                Some("max-age=315360000".to_owned()),
+                Some(Cow::Borrowed("Thu, 31 Dec 2037 23:55:55 GMT")),
+                Some(Cow::Borrowed("max-age=315360000")),
             ),
         };
         let cache_control = match (directive, &self.cache_control) {
-            (Some(d), Some(extra)) => Some(format!("{d}, {extra}")),
+            (Some(d), Some(extra)) => Some(Cow::Owned(format!("{d}, {extra}"))),
             (Some(d), None) => Some(d),
-            (None, Some(extra)) => Some(extra.clone()),
+            (None, Some(extra)) => Some(Cow::Owned(extra.clone())),
             (None, None) => None,
         };
         if let Some(cc) = cache_control {
@@ -768,6 +800,14 @@ impl StaticLocation {
         if let Some(e) = expires {
             headers.push(("Expires", e));
         }
+    }
+}
+
+/// The path [`Root::open`] read, when it differs from the one asked for.
+fn resolved(real: Cow<'_, Path>) -> Option<PathBuf> {
+    match real {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(p) => Some(p),
     }
 }
 
@@ -843,8 +883,12 @@ impl Root {
 
     /// Opens `path` (the configured directory joined with plain segments, as
     /// [`StaticLocation::map_path`] builds it) when it stays inside the root: the path to
-    /// read, the open file and its metadata. `Ok(None)` when it leaves the root.
-    fn open(&self, path: &Path) -> io::Result<Option<(PathBuf, fs::File, fs::Metadata)>> {
+    /// read (`path` itself, borrowed, unless a symlink had to be resolved), the open file and
+    /// its metadata. `Ok(None)` when it leaves the root.
+    fn open<'p>(
+        &self,
+        path: &'p Path,
+    ) -> io::Result<Option<(Cow<'p, Path>, fs::File, fs::Metadata)>> {
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.fd {
             use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
@@ -861,7 +905,7 @@ impl Root {
                 Ok(fd) => {
                     let file = fs::File::from(fd);
                     let meta = file.metadata()?;
-                    return Ok(Some((path.to_owned(), file, meta)));
+                    return Ok(Some((Cow::Borrowed(path), file, meta)));
                 }
                 // Leaving the root, or an absolute symlink: decide the portable way below.
                 Err(nix::errno::Errno::EXDEV) => {}
@@ -874,7 +918,7 @@ impl Root {
         }
         let file = open_nonblocking(&real)?;
         let meta = file.metadata()?;
-        Ok(Some((real, file, meta)))
+        Ok(Some((Cow::Owned(real), file, meta)))
     }
 }
 
