@@ -170,8 +170,8 @@ pub fn forwarded(
     };
     let mut out = Forwarded {
         client: peer,
-        x_forwarded_for: peer_text.clone(),
         x_real_ip: peer_text.clone(),
+        x_forwarded_for: peer_text,
         x_forwarded_proto: scheme.as_str(),
     };
     if !trusted.trusts(peer) {
@@ -220,7 +220,8 @@ pub fn forwarded(
         out.x_real_ip = ip.to_string().into_bytes();
     }
     incoming.extend_from_slice(b", ");
-    incoming.extend_from_slice(&peer_text);
+    // Still the peer's address alone.
+    incoming.extend_from_slice(&out.x_forwarded_for);
     out.x_forwarded_for = incoming;
     out
 }

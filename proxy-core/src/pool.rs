@@ -123,14 +123,39 @@ pub enum Outcome {
 }
 
 /// The servers one request has tried (nginx's `tried` bitmap); from [`Pool::attempt`].
+/// Like nginx, the first 64 servers are bits in a word (no allocation per request); only
+/// a larger pool puts the rest on the heap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tried {
-    tried: Vec<bool>,
+    /// Servers 0..64.
+    low: u64,
+    /// Servers 64.. of a larger pool.
+    high: Vec<bool>,
+    /// The pool's size.
+    len: usize,
     backup: bool,
     count: u32,
 }
 
 impl Tried {
+    fn is_tried(&self, i: usize) -> bool {
+        match i.checked_sub(64) {
+            None => self.low >> i & 1 == 1,
+            Some(j) => self.high.get(j).copied().unwrap_or(true),
+        }
+    }
+
+    fn mark(&mut self, i: usize) {
+        match i.checked_sub(64) {
+            None => self.low |= 1 << i,
+            Some(j) => {
+                if let Some(t) = self.high.get_mut(j) {
+                    *t = true;
+                }
+            }
+        }
+    }
+
     /// How many servers were picked for this request so far.
     pub fn count(&self) -> u32 {
         self.count
@@ -161,6 +186,8 @@ pub struct Pool<A> {
     peers: Vec<PeerState<A>>,
     balance: Balance,
     single: bool,
+    /// Reused by [`pick`](Self::pick) for its candidate list.
+    scratch: Vec<usize>,
 }
 
 // ===== impl Pool =====
@@ -196,13 +223,17 @@ impl<A> Pool<A> {
                 .collect(),
             balance,
             single,
+            scratch: Vec::new(),
         })
     }
 
     /// A fresh [`Tried`] set for one request.
     pub fn attempt(&self) -> Tried {
+        let len = self.peers.len();
         Tried {
-            tried: vec![false; self.peers.len()],
+            low: 0,
+            high: vec![false; len.saturating_sub(64)],
+            len,
             backup: false,
             count: 0,
         }
@@ -268,7 +299,7 @@ impl<A> Pool<A> {
     /// Returns `None` when nothing is left: answer 502 (nginx: `no live upstreams`); also
     /// for a `tried` set made by another pool of a different size.
     pub fn select(&mut self, tried: &mut Tried, now: Instant) -> Option<PeerId> {
-        if tried.tried.len() != self.peers.len() {
+        if tried.len != self.peers.len() {
             return None;
         }
         if !tried.backup {
@@ -282,7 +313,7 @@ impl<A> Pool<A> {
     }
 
     fn take(&mut self, i: usize, tried: &mut Tried, now: Instant) -> PeerId {
-        tried.tried[i] = true;
+        tried.mark(i);
         tried.count += 1;
         let p = &mut self.peers[i];
         p.conns += 1;
@@ -297,17 +328,26 @@ impl<A> Pool<A> {
     /// nginx's peer choice among the candidates (backup or not) that are untried and
     /// usable.
     fn pick(&mut self, tried: &Tried, backup: bool, now: Instant) -> Option<usize> {
-        let candidates: Vec<usize> = (0..self.peers.len())
-            .filter(|&i| {
-                let p = &self.peers[i];
-                p.cfg.backup == backup && !tried.tried[i] && self.usable(p, now)
-            })
-            .collect();
+        // The candidate list reuses the pool's buffer: no allocation per request.
+        let mut candidates = std::mem::take(&mut self.scratch);
+        candidates.clear();
+        candidates.extend((0..self.peers.len()).filter(|&i| {
+            let p = &self.peers[i];
+            p.cfg.backup == backup && !tried.is_tried(i) && self.usable(p, now)
+        }));
+        let picked = self.pick_among(&mut candidates);
+        self.scratch = candidates;
+        picked
+    }
+
+    /// [`pick`](Self::pick) once the untried, usable `candidates` are known (in index
+    /// order; least-connections narrows them in place).
+    fn pick_among(&mut self, candidates: &mut Vec<usize>) -> Option<usize> {
         if candidates.is_empty() {
             return None;
         }
-        let candidates = match self.balance {
-            Balance::RoundRobin => candidates,
+        match self.balance {
+            Balance::RoundRobin => {}
             Balance::LeastConn => {
                 // Least conns/weight, compared as conns_a * weight_b < conns_b * weight_a.
                 let load = |i: usize| {
@@ -325,15 +365,12 @@ impl<A> Pool<A> {
                     })
                     .expect("invariant: candidates is not empty");
                 let (bc, bw) = load(best);
-                candidates
-                    .into_iter()
-                    .filter(|&i| {
-                        let (ic, iw) = load(i);
-                        ic * bw == bc * iw
-                    })
-                    .collect()
+                candidates.retain(|&i| {
+                    let (ic, iw) = load(i);
+                    ic * bw == bc * iw
+                });
             }
-        };
+        }
         if candidates.len() == 1 {
             // nginx skips the weight update when least_conn finds one clear winner.
             if self.balance == Balance::LeastConn {
@@ -343,7 +380,7 @@ impl<A> Pool<A> {
         // Smooth weighted round-robin.
         let mut total = 0i64;
         let mut best: Option<(usize, i64)> = None;
-        for &i in &candidates {
+        for &i in candidates.iter() {
             let p = &mut self.peers[i];
             p.current_weight += p.effective_weight;
             total += p.effective_weight;

@@ -61,6 +61,10 @@ impl HeadLimits {
     }
 }
 
+/// Field slots kept on the stack while parsing; a larger [`HeadLimits::max_fields`] uses
+/// the heap.
+const STACK_FIELDS: usize = 100;
+
 /// How the response body is delimited on the upstream connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
@@ -80,17 +84,16 @@ pub enum BodyFraming {
 pub struct UpstreamHead {
     /// The status code, 100..=599.
     pub status: u16,
-    /// The reason phrase (may be empty; never sent on as-is by the parser's callers
-    /// unless they want to).
-    pub reason: Vec<u8>,
     /// The HTTP minor version of the status line (0 or 1; `HTTP/2.0` from a uwsgi app
     /// that copied `SERVER_PROTOCOL` counts as 1); `None` for a CGI-style head.
     pub version: Option<u8>,
-    /// The end-to-end fields, in order: without `Connection` and the fields it names,
-    /// `Keep-Alive`, `Transfer-Encoding`, `TE`, `Trailer`, `Upgrade`, `Proxy-*`,
-    /// `Content-Length` (see [`content_length`](Self::content_length)) and, in a CGI head,
-    /// `Status`.
-    pub fields: Vec<(String, Vec<u8>)>,
+    /// The kept fields' names and values, then the reason phrase, copied out of the read
+    /// buffer into one allocation (see [`fields`](Self::fields), [`reason`](Self::reason)).
+    text: Vec<u8>,
+    /// For each kept field, in order: where its name and its value end in `text`.
+    ends: Vec<(usize, usize)>,
+    /// Where the reason phrase starts in `text` (it runs to the end).
+    reason_start: usize,
     /// The upstream's `Content-Length`, when it sent a valid one and no
     /// `Transfer-Encoding` (also for HEAD and 304, where it describes the GET body).
     pub content_length: Option<u64>,
@@ -111,12 +114,32 @@ impl UpstreamHead {
         (100..200).contains(&self.status) && self.status != 101
     }
 
+    /// The reason phrase (may be empty). For a CGI head: the `Status` field's, or `OK`
+    /// (200), or `Moved Temporarily` (302, a `Location` without `Status`).
+    pub fn reason(&self) -> &[u8] {
+        &self.text[self.reason_start..]
+    }
+
+    /// The end-to-end fields as `(name, value)`, in order: without `Connection` and the
+    /// fields it names, `Keep-Alive`, `Transfer-Encoding`, `TE`, `Trailer`, `Upgrade`,
+    /// `Proxy-*`, `Content-Length` (see [`content_length`](Self::content_length)) and, in a
+    /// CGI head, `Status`.
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = (&str, &[u8])> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(name_end, value_end)| {
+            // Names were `&str` tokens when copied in, so this never falls back.
+            let name = std::str::from_utf8(&self.text[start..name_end]).unwrap_or_default();
+            let value = &self.text[name_end..value_end];
+            start = value_end;
+            (name, value)
+        })
+    }
+
     /// The first field named `name` (ASCII case-insensitive).
     pub fn field(&self, name: &str) -> Option<&[u8]> {
-        self.fields
-            .iter()
+        self.fields()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| v)
     }
 }
 
@@ -170,7 +193,8 @@ impl UpstreamHeadError {
 ///
 /// `head_request` says the request was HEAD (then no body follows whatever the fields say).
 /// Returns `Ok(None)` while the head is incomplete and under the size limit. O(head); the
-/// fields are copied out so `buf` can be reused.
+/// kept fields and the reason are copied out (two allocations in all) so `buf` can be
+/// reused.
 ///
 /// # Errors
 ///
@@ -209,8 +233,16 @@ pub fn parse_head(
         None
     };
     let fields_start = status_line.as_ref().map_or(0, |(_, n)| *n);
-    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_fields];
-    let (fields_len, parsed) = match httparse::parse_headers(&window[fields_start..], &mut slots) {
+    // Field slots on the stack for the usual limit, on the heap for a larger one.
+    let mut stack = [httparse::EMPTY_HEADER; STACK_FIELDS];
+    let mut heap = Vec::new();
+    let slots: &mut [httparse::Header<'_>] = if limits.max_fields <= STACK_FIELDS {
+        &mut stack[..limits.max_fields]
+    } else {
+        heap.resize(limits.max_fields, httparse::EMPTY_HEADER);
+        &mut heap[..]
+    };
+    let (fields_len, parsed) = match httparse::parse_headers(&window[fields_start..], slots) {
         Ok(httparse::Status::Complete((len, parsed))) => (len, parsed),
         Ok(httparse::Status::Partial) => return partial(),
         Err(httparse::Error::TooManyHeaders) => {
@@ -241,10 +273,12 @@ pub fn parse_head(
     }
 
     let cgi = status_line.is_none();
-    let mut fields = Vec::with_capacity(parsed.len());
+    // Names and values never outgrow the head they come from.
+    let mut text: Vec<u8> = Vec::with_capacity(head_len);
+    let mut ends: Vec<(usize, usize)> = Vec::with_capacity(parsed.len());
     let mut content_length: Option<u64> = None;
     let mut transfer_codings: Vec<&[u8]> = Vec::new();
-    let mut cgi_status: Option<(u16, Vec<u8>)> = None;
+    let mut cgi_status: Option<(u16, &[u8])> = None;
     let mut location = false;
     for h in parsed.iter() {
         let name = h.name;
@@ -284,17 +318,22 @@ pub fn parse_head(
         if lower("location") {
             location = true;
         }
-        fields.push((name.to_owned(), h.value.to_vec()));
+        text.extend_from_slice(name.as_bytes());
+        let name_end = text.len();
+        text.extend_from_slice(h.value);
+        ends.push((name_end, text.len()));
     }
 
     let (status, reason, version) = match status_line {
-        Some(((status, reason, minor), _)) => (status, reason.to_vec(), Some(minor)),
+        Some(((status, reason, minor), _)) => (status, reason, Some(minor)),
         None => match cgi_status {
             Some((status, reason)) => (status, reason, None),
-            None if location => (302, b"Moved Temporarily".to_vec(), None),
-            None => (200, b"OK".to_vec(), None),
+            None if location => (302, &b"Moved Temporarily"[..], None),
+            None => (200, &b"OK"[..], None),
         },
     };
+    let reason_start = text.len();
+    text.extend_from_slice(reason);
 
     let chunked = transfer_codings
         .last()
@@ -326,9 +365,10 @@ pub fn parse_head(
         && !(has_te && content_length.is_some());
     Ok(Some(UpstreamHead {
         status,
-        reason,
         version,
-        fields,
+        text,
+        ends,
+        reason_start,
         content_length: if has_te { None } else { content_length },
         framing,
         reusable,
@@ -396,10 +436,8 @@ fn parse_code_and_reason(v: &[u8]) -> Option<(u16, &[u8])> {
     Some((status, reason))
 }
 
-fn parse_cgi_status(value: &[u8]) -> Result<(u16, Vec<u8>), UpstreamHeadError> {
-    let (status, reason) =
-        parse_code_and_reason(value.trim_ascii()).ok_or(UpstreamHeadError::InvalidStatus)?;
-    Ok((status, reason.to_vec()))
+fn parse_cgi_status(value: &[u8]) -> Result<(u16, &[u8]), UpstreamHeadError> {
+    parse_code_and_reason(value.trim_ascii()).ok_or(UpstreamHeadError::InvalidStatus)
 }
 
 fn parse_decimal(v: &[u8]) -> Option<u64> {

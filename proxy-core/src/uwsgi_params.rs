@@ -275,7 +275,10 @@ impl UwsgiParams {
         push("REMOTE_PORT", Cow::Owned(remote_port.into_bytes()));
         push("SERVER_PORT", Cow::Owned(server_port.into_bytes()));
         push("SERVER_NAME", Cow::Owned(self.server_name.clone()));
-        push("HTTP_HOST", Cow::Owned(host_var(req, &self.server_name)));
+        push(
+            "HTTP_HOST",
+            Cow::Owned(host_var(req, &self.server_name).into_owned()),
+        );
         if let Some(script) = &self.script_name {
             push("SCRIPT_NAME", Cow::Owned(script.clone()));
         }
@@ -394,8 +397,9 @@ fn joined<'a>(
 }
 
 /// nginx's `$host`: the host of an absolute-form target, else the `Host` field, lower-cased
-/// without the port and a trailing dot, else the server name.
-pub fn host_var(req: &RequestInfo<'_>, server_name: &[u8]) -> Vec<u8> {
+/// without the port and a trailing dot, else the server name. Borrowed unless it had to be
+/// lower-cased.
+pub fn host_var<'a>(req: &RequestInfo<'a>, server_name: &'a [u8]) -> Cow<'a, [u8]> {
     let target = req.target;
     let authority = ["http://", "https://"].iter().find_map(|scheme| {
         let s = scheme.as_bytes();
@@ -409,14 +413,18 @@ pub fn host_var(req: &RequestInfo<'_>, server_name: &[u8]) -> Vec<u8> {
         })
     });
     let Some(host) = authority.or_else(|| req.field("host")) else {
-        return server_name.to_vec();
+        return Cow::Borrowed(server_name);
     };
     let host = strip_port(host);
     let host = host.strip_suffix(b".").unwrap_or(host);
     if host.is_empty() {
-        return server_name.to_vec();
+        return Cow::Borrowed(server_name);
     }
-    host.to_ascii_lowercase()
+    if host.iter().any(u8::is_ascii_uppercase) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 /// `example.org:8080` → `example.org`; `[::1]:8080` → `[::1]`.

@@ -196,6 +196,38 @@ fn no_live_upstreams_is_none() {
     );
 }
 
+/// One request retried across a pool larger than the 64 servers kept in a word: every
+/// server is tried exactly once, then nothing is left.
+#[test]
+fn a_request_tries_each_of_many_servers_once() {
+    const NAMES: [&str; 70] = {
+        let mut names = [""; 70];
+        let all = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&*+-.^_|~<>";
+        let mut i = 0;
+        while i < 70 {
+            names[i] = all.split_at(i).1.split_at(1).0;
+            i += 1;
+        }
+        names
+    };
+    let t0 = Instant::now();
+    for balance in [Balance::RoundRobin, Balance::LeastConn] {
+        let mut pool = Pool::new(NAMES.iter().map(|n| peer(n, 1)).collect(), balance).unwrap();
+        let mut tried = pool.attempt();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(id) = pool.select(&mut tried, t0) {
+            assert!(
+                seen.insert(*pool.addr(id)),
+                "{} picked twice",
+                pool.addr(id)
+            );
+            pool.finish(id, Outcome::Neutral, t0);
+        }
+        assert_eq!(seen.len(), 70);
+        assert_eq!(tried.count(), 70);
+    }
+}
+
 #[test]
 fn least_conn_prefers_idle_servers_relative_to_weight() {
     let t0 = Instant::now();

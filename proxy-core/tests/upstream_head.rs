@@ -15,7 +15,7 @@ fn head(raw: &str, protocol: UpstreamProtocol) -> UpstreamHead {
 }
 
 fn names(h: &UpstreamHead) -> Vec<&str> {
-    h.fields.iter().map(|(n, _)| n.as_str()).collect()
+    h.fields().map(|(n, _)| n).collect()
 }
 
 #[test]
@@ -23,7 +23,7 @@ fn http_status_line_and_length() {
     let raw = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
     let h = head(raw, Http);
     assert_eq!(
-        (h.status, h.reason.as_slice(), h.version),
+        (h.status, h.reason(), h.version),
         (200, &b"OK"[..], Some(1))
     );
     assert_eq!(h.framing, BodyFraming::Length(5));
@@ -56,7 +56,7 @@ fn cgi_heads_from_uwsgi() {
         Uwsgi,
     );
     assert_eq!(
-        (h.status, h.reason.as_slice(), h.version),
+        (h.status, h.reason(), h.version),
         (404, &b"Not Here"[..], None)
     );
     assert_eq!(names(&h), vec!["Content-Type"], "Status is not passed on");
@@ -64,10 +64,7 @@ fn cgi_heads_from_uwsgi() {
     assert!(!h.reusable);
 
     let h = head("Location: /next\r\n\r\n", Uwsgi);
-    assert_eq!(
-        (h.status, h.reason.as_slice()),
-        (302, &b"Moved Temporarily"[..])
-    );
+    assert_eq!((h.status, h.reason()), (302, &b"Moved Temporarily"[..]));
     assert_eq!(h.field("Location"), Some(&b"/next"[..]));
     let h = head(
         "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
@@ -76,7 +73,7 @@ fn cgi_heads_from_uwsgi() {
     assert_eq!((h.status, h.framing), (200, BodyFraming::Length(2)));
     let h = head("Status: 204\r\n\r\n", Uwsgi);
     assert_eq!(
-        (h.status, h.reason.as_slice(), h.framing),
+        (h.status, h.reason(), h.framing),
         (204, &b""[..], BodyFraming::None)
     );
     let h = head("\r\n", Uwsgi);

@@ -224,7 +224,7 @@ fn host_var_rules() {
     let with_host = |host: &'static [u8]| {
         let fields: &'static [(&'static [u8], &'static [u8])] =
             Box::leak(vec![(&b"Host"[..], host)].into_boxed_slice());
-        host_var(&request("GET", "/", fields, None), b"default")
+        host_var(&request("GET", "/", fields, None), b"default").into_owned()
     };
     assert_eq!(with_host(b"Example.ORG:8080"), b"example.org");
     assert_eq!(with_host(b"example.org."), b"example.org");
@@ -234,7 +234,7 @@ fn host_var_rules() {
     assert_eq!(with_host(b""), b"default");
     assert_eq!(
         host_var(&request("GET", "/", &[], None), b"default"),
-        b"default"
+        &b"default"[..]
     );
 }
 
