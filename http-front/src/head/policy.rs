@@ -61,6 +61,14 @@ pub(super) fn analyze(
     let mut conn = ConnectionOptions::default();
     let mut upgrade_field = false;
     let mut expect = Expectation::Absent;
+    // Names with `_` only change the outcome here under `Reject`: no name this loop looks
+    // for has a `_`, and under `Drop` the fields are left out when they are iterated
+    // (`Meta::SKIP_UNDERSCORES`). So `Drop` scans only to log what it drops.
+    let scan_underscores = match config.underscores {
+        UnderscorePolicy::Reject => true,
+        UnderscorePolicy::Drop => tracing::enabled!(tracing::Level::DEBUG),
+        UnderscorePolicy::Keep => false,
+    };
 
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
@@ -68,7 +76,7 @@ pub(super) fn analyze(
         if crlf && (start < 2 || &head[start - 2..start] != b"\r\n") {
             return Err(Fault::LineEnding);
         }
-        if has_underscore(name) {
+        if scan_underscores && has_underscore(name) {
             match config.underscores {
                 UnderscorePolicy::Drop => {
                     tracing::debug!(field = h.name, "dropped request field with '_' in its name");
@@ -404,6 +412,15 @@ struct ConnectionOptions {
 
 impl ConnectionOptions {
     fn feed(&mut self, value: &[u8]) {
+        // The usual value is one option: no list walk (httparse trims the value's OWS).
+        if eq_lower(value, b"keep-alive") {
+            self.keep_alive = true;
+            return;
+        }
+        if eq_lower(value, b"close") {
+            self.close = true;
+            return;
+        }
         for option in list(value) {
             if eq_lower(option, b"close") {
                 self.close = true;
