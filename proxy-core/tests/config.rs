@@ -463,6 +463,38 @@ fn upstream_errors_have_positions() {
     for (src, line, needle) in &cases {
         expect_err(src, *line, needle);
     }
+    // Keep-alive settings: only for HTTP upstreams, with a valid time.
+    let http =
+        format!("{loc}[upstream.a]\nprotocol = \"http\"\nservers = [{{ address = \"a:1\" }}]\n");
+    let uwsgi =
+        format!("{loc}[upstream.a]\nprotocol = \"uwsgi\"\nservers = [{{ address = \"a:1\" }}]\n");
+    expect_err(&format!("{uwsgi}keepalive = 8\n"), 9, "http upstreams only");
+    expect_err(
+        &format!("{uwsgi}keepalive_timeout = \"5s\"\n"),
+        9,
+        "http upstreams only",
+    );
+    expect_err(
+        &format!("{http}keepalive_timeout = \"soon\"\n"),
+        9,
+        "invalid keepalive_timeout",
+    );
+    expect_err(&format!("{http}keepalive = -1\n"), 9, "expected usize");
+    let cfg = parse(&format!(
+        "{http}keepalive = 64\nkeepalive_timeout = \"30s\"\n"
+    ))
+    .unwrap();
+    let a = &cfg.upstreams["a"];
+    assert_eq!(a.keepalive, Some(64));
+    assert_eq!(
+        a.keepalive_timeout,
+        Some(std::time::Duration::from_secs(30))
+    );
+    let cfg = parse(&http).unwrap();
+    assert_eq!(
+        cfg.upstreams["a"].keepalive, None,
+        "the server's default applies"
+    );
     // Protocol mismatch between a location and a named upstream.
     let src = format!(
         "{HEAD}prefix = \"/\"\nproxy_pass = \"app\"\n[upstream.app]\nprotocol = \"uwsgi\"\nservers = [{{ address = \"a:1\" }}]\n"

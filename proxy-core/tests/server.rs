@@ -364,6 +364,25 @@ async fn silent_upstream_is_504() {
     hold.abort();
 }
 
+/// `keepalive = 0` on an upstream turns reuse off: every request opens a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_upstream_keepalive_zero_opens_a_connection_per_request() {
+    let backend =
+        HttpBackend::start(|_| b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()).await;
+    let mut config = flags(&[], Some(&format!("http://{}", backend.addr)), &[]);
+    config
+        .upstreams
+        .values_mut()
+        .for_each(|up| up.keepalive = Some(0));
+    let proxy = Proxy::start(config);
+    for i in 0..3 {
+        let r = get(proxy.addr, &format!("/k{i}")).await;
+        assert_eq!((r.status, r.text()), (200, "ok".to_owned()));
+    }
+    assert_eq!(backend.accepted.load(Ordering::SeqCst), 3);
+    proxy.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_upstream_keepalive_reuse_and_forwarded() {
     let backend = HttpBackend::start(|seen| {

@@ -117,6 +117,8 @@ impl ProxyConfig {
                     protocol,
                     balance: Balance::RoundRobin,
                     servers,
+                    keepalive: None,
+                    keepalive_timeout: None,
                 },
             );
             let action = match protocol {

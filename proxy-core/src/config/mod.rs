@@ -46,6 +46,12 @@
 //!   { address = "127.0.0.1:3031", max_fails = 3, fail_timeout = "30s" },
 //!   { address = "10.0.0.9:3031", backup = true },
 //! ]
+//!
+//! [upstream.api]
+//! protocol = "http"
+//! servers = [{ address = "127.0.0.1:8000" }]
+//! keepalive = 64                        # idle connections kept per server; default 32, 0 = off
+//! keepalive_timeout = "30s"             # default 60s
 //! ```
 
 use std::collections::BTreeMap;
@@ -180,6 +186,14 @@ pub struct Upstream {
     pub balance: Balance,
     /// The servers.
     pub servers: Vec<PeerConfig<UpstreamAddr>>,
+    /// Idle keep-alive connections kept per server (nginx's `keepalive N` in an `upstream`
+    /// block), HTTP upstreams only; `Some(0)` turns reuse off. `None`: the server's default
+    /// ([`Options::keepalive`](crate::server::Options::keepalive), 32).
+    pub keepalive: Option<usize>,
+    /// How long an idle connection is kept (nginx's `keepalive_timeout` in an `upstream`
+    /// block). `None`: the server's default
+    /// ([`Options::keepalive_timeout`](crate::server::Options::keepalive_timeout), 60 s).
+    pub keepalive_timeout: Option<std::time::Duration>,
 }
 
 impl Upstream {

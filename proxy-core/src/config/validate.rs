@@ -72,6 +72,8 @@ struct RawUpstream {
     protocol: Spanned<String>,
     balance: Option<Spanned<String>>,
     servers: Spanned<Vec<Spanned<RawPeer>>>,
+    keepalive: Option<Spanned<usize>>,
+    keepalive_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -490,6 +492,8 @@ fn upstream_ref(
                 protocol,
                 balance: Balance::RoundRobin,
                 servers: vec![PeerConfig::new(addr)],
+                keepalive: None,
+                keepalive_timeout: None,
             });
             Ok(s.clone())
         }
@@ -579,9 +583,42 @@ fn upstream(cx: &Ctx<'_>, raw: Spanned<RawUpstream>) -> Result<Upstream, ConfigE
             "an upstream needs at least one server that is not a backup",
         ));
     }
+    // uWSGI closes the connection after each response: there is nothing to keep.
+    let http_only = |span: Range<usize>, key: &str| {
+        cx.err(
+            span,
+            format!(
+                "{key} applies to http upstreams only (uwsgi servers close after each response)"
+            ),
+        )
+    };
+    let keepalive = match raw.keepalive {
+        Some(k) if protocol == UpstreamProtocol::Uwsgi => {
+            return Err(http_only(k.span(), "keepalive"));
+        }
+        Some(k) => Some(k.into_inner()),
+        None => None,
+    };
+    let keepalive_timeout = match raw.keepalive_timeout {
+        Some(t) if protocol == UpstreamProtocol::Uwsgi => {
+            return Err(http_only(t.span(), "keepalive_timeout"));
+        }
+        Some(t) => Some(parse_duration(t.get_ref()).ok_or_else(|| {
+            cx.err(
+                t.span(),
+                format!(
+                    "invalid keepalive_timeout {:?}: expected a time like 60s, 500ms, 1m",
+                    t.get_ref()
+                ),
+            )
+        })?),
+        None => None,
+    };
     Ok(Upstream {
         protocol,
         balance,
         servers,
+        keepalive,
+        keepalive_timeout,
     })
 }

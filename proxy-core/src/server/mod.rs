@@ -140,10 +140,12 @@ pub struct Options {
     /// Request bodies up to this size stay in memory; larger ones go to a temporary file.
     /// Default 64 KiB.
     pub body_buffer: usize,
-    /// Idle keep-alive connections kept per HTTP upstream server. Default 32; 0 disables
-    /// reuse.
+    /// Idle keep-alive connections kept per HTTP upstream server, unless the upstream
+    /// sets its own `keepalive`. Default 32 (nginx's default for explicit upstreams since
+    /// 1.29.7); 0 disables reuse.
     pub keepalive: usize,
-    /// How long an idle upstream connection is kept. Default 60 s.
+    /// How long an idle upstream connection is kept, unless the upstream sets its own
+    /// `keepalive_timeout`. Default 60 s (nginx's).
     pub keepalive_timeout: Duration,
     /// How long a graceful shutdown waits for requests in flight. Default 60 s.
     pub shutdown_timeout: Duration,
@@ -237,6 +239,10 @@ pub(crate) struct UpstreamRt {
     pub(crate) pool: std::sync::Mutex<crate::pool::Pool<UpstreamAddr>>,
     /// Idle keep-alive connections, by server index (HTTP upstreams only).
     pub(crate) idle: std::sync::Mutex<Vec<Vec<upstream::Idle>>>,
+    /// Idle connections kept per server (0: no reuse).
+    pub(crate) keepalive: usize,
+    /// How long an idle connection is kept.
+    pub(crate) keepalive_timeout: Duration,
 }
 
 /// What a listening address needs per connection.
@@ -279,6 +285,8 @@ impl Site {
                     protocol: up.protocol,
                     pool: std::sync::Mutex::new(pool),
                     idle: std::sync::Mutex::new(idle),
+                    keepalive: up.keepalive.unwrap_or(options.keepalive),
+                    keepalive_timeout: up.keepalive_timeout.unwrap_or(options.keepalive_timeout),
                 },
             );
         }

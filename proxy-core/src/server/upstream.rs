@@ -171,7 +171,7 @@ pub(crate) async fn attempt(
     // A reused keep-alive connection may have been closed by the server meanwhile: on a
     // failure before any response byte, try once more on a fresh connection.
     if http {
-        if let Some(conn) = take_idle(up, peer, site.options.keepalive_timeout, now) {
+        if let Some(conn) = take_idle(up, peer, now) {
             match exchange(conn, request_head, body, head_request, up.protocol, t).await {
                 Ok((head, conn, buf)) => {
                     return Ok(finish_answer(site, up, peer, head, conn, buf, now));
@@ -195,16 +195,11 @@ pub(crate) async fn attempt(
 
 /// The most recently parked connection to `peer` that has been idle for less than
 /// `keepalive_timeout` at `now` (older ones are closed).
-fn take_idle(
-    up: &UpstreamRt,
-    peer: PeerId,
-    keepalive_timeout: Duration,
-    now: Instant,
-) -> Option<Conn> {
+fn take_idle(up: &UpstreamRt, peer: PeerId, now: Instant) -> Option<Conn> {
     let mut idle = up.idle.lock().unwrap_or_else(|e| e.into_inner());
     let list = idle.get_mut(peer.index())?;
     while let Some(i) = list.pop() {
-        if now.saturating_duration_since(i.since) < keepalive_timeout {
+        if now.saturating_duration_since(i.since) < up.keepalive_timeout {
             return Some(i.conn);
         }
     }
@@ -213,13 +208,13 @@ fn take_idle(
 
 /// Parks `conn` for reuse, idle since `since` (the request's start time is close enough
 /// and errs on the early side), dropping the oldest beyond the keep-alive limit.
-fn put_idle(site: &Site, up: &UpstreamRt, peer: PeerId, conn: Conn, since: Instant) {
-    if site.options.keepalive == 0 {
+fn put_idle(up: &UpstreamRt, peer: PeerId, conn: Conn, since: Instant) {
+    if up.keepalive == 0 {
         return;
     }
     let mut idle = up.idle.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(list) = idle.get_mut(peer.index()) {
-        if list.len() >= site.options.keepalive {
+        if list.len() >= up.keepalive {
             list.remove(0);
         }
         list.push(Idle { conn, since });
@@ -337,7 +332,7 @@ fn finish_answer(
     match head.framing {
         BodyFraming::None => {
             if reusable && buf.is_empty() {
-                put_idle(site, up, peer, conn, now);
+                put_idle(up, peer, conn, now);
             }
             Answer {
                 head,
@@ -347,7 +342,7 @@ fn finish_answer(
         BodyFraming::Length(n) if buf.len() as u64 >= n => {
             let data = buf.split_to(n as usize).freeze();
             if reusable && buf.is_empty() {
-                put_idle(site, up, peer, conn, now);
+                put_idle(up, peer, conn, now);
             }
             Answer {
                 head,
@@ -364,7 +359,7 @@ fn finish_answer(
                     Ok(Some(ChunkedEvent::Data(d))) => parts.push(d),
                     Ok(Some(ChunkedEvent::End { .. })) => {
                         if reusable && probe.is_empty() {
-                            put_idle(site, up, peer, conn, now);
+                            put_idle(up, peer, conn, now);
                         }
                         let mut all = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
                         for p in &parts {
@@ -498,7 +493,7 @@ fn stream_body(
                 .unwrap_or_else(|e| e.into_inner())
                 .finish(peer, outcome, now);
             if reusable && matches!(result, Ok(true)) {
-                put_idle(&site, up, peer, conn, now);
+                put_idle(up, peer, conn, now);
             }
         }
         if let Err(msg) = result {
