@@ -81,6 +81,7 @@ mod head;
 #[doc(hidden)]
 pub mod internal;
 pub mod response;
+mod swar;
 
 pub use config::{BodyConfig, HeadConfig, ServerConfig, UnderscorePolicy};
 pub use conn::Builder;

@@ -297,17 +297,12 @@ impl fmt::Debug for ResponseHead {
 /// time: a word with no byte below 0x20 and no 0x7f passes at once; a word that has one
 /// (it may be an HTAB) is checked byte by byte.
 fn is_field_text(text: &[u8]) -> bool {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
+    use crate::swar::{has_byte, has_byte_below};
     let byte_ok = |b: u8| b == b'\t' || b >= 0x20 && b != 0x7f;
     let mut words = text.chunks_exact(8);
     for word in &mut words {
         let x = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-        // Some byte < 0x20 (exact as a yes/no for the whole word), or some byte == 0x7f.
-        let below_space = x.wrapping_sub(LO * 0x20) & !x & HI;
-        let del = x ^ (LO * 0x7f);
-        let has_del = del.wrapping_sub(LO) & !del & HI;
-        if below_space | has_del != 0 && !word.iter().all(|&b| byte_ok(b)) {
+        if (has_byte_below(x, 0x20) || has_byte(x, 0x7f)) && !word.iter().all(|&b| byte_ok(b)) {
             return false;
         }
     }

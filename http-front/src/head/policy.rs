@@ -186,16 +186,7 @@ pub(super) fn analyze(
 /// profiles). Short names are covered by two overlapping windows instead of a tail loop.
 #[inline]
 fn has_underscore(name: &[u8]) -> bool {
-    /// Whether some byte of `word` (`n` bytes wide, `n <= 8`) is `_`.
-    #[inline]
-    fn word_has(word: u64) -> bool {
-        const LO: u64 = 0x0101_0101_0101_0101;
-        const HI: u64 = 0x8080_8080_8080_8080;
-        const PATTERN: u64 = LO * b'_' as u64;
-        let x = word ^ PATTERN;
-        // A zero byte in `x` is a `_` in `word`.
-        x.wrapping_sub(LO) & !x & HI != 0
-    }
+    let word_has = |word: u64| crate::swar::has_byte(word, b'_');
     let load8 = |at: usize| u64::from_le_bytes(name[at..at + 8].try_into().unwrap_or([0; 8]));
     // Zero-extended 4-byte windows: the zero padding is never `_`.
     let load4 = |at: usize| {

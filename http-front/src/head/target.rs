@@ -101,12 +101,11 @@ pub(super) fn parse_target(
 /// is ASCII without a `#` (httparse lets bytes >= 0x80 and `#` through).
 ///
 /// Eight bytes at a time: a word of plain bytes (httparse already refused CTLs and SP) is
-/// skipped after one combined test; a word that may hold a `#`, a first `?` or a non-ASCII
+/// passed over after one combined test; a word that may hold a `#`, a first `?` or a non-ASCII
 /// byte (the test can also flag a plain word after such a byte) is walked byte by byte, as
 /// is the tail.
 fn find_query(target: &[u8]) -> Result<Option<usize>, Fault> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
+    use crate::swar::{HI, LO, splat};
     let mut query = None;
     let mut i = 0;
     // A target shorter than a word (`/` most often) goes straight to the byte walk.
@@ -119,9 +118,9 @@ fn find_query(target: &[u8]) -> Result<Option<usize>, Fault> {
             let x = u64::from_le_bytes(*word);
             // For a byte below 0x80, `(b ^ c) - 1` sets the high bit only when `b == c`;
             // bytes >= 0x80 are flagged by `x` itself.
-            let hash = (x ^ (LO * u64::from(b'#'))).wrapping_sub(LO);
+            let hash = (x ^ splat(b'#')).wrapping_sub(LO);
             let question = match query {
-                None => (x ^ (LO * u64::from(b'?'))).wrapping_sub(LO),
+                None => (x ^ splat(b'?')).wrapping_sub(LO),
                 Some(_) => 0,
             };
             if (hash | question | x) & HI == 0 {
