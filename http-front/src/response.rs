@@ -149,7 +149,9 @@ impl ResponseHead {
         Ok(head)
     }
 
-    /// Replaces the reason phrase (by default the standard one for the status).
+    /// Replaces the reason phrase (by default the standard one for the status). The
+    /// standard phrase itself (`OK` for 200, as most applications and upstreams send it) is
+    /// not stored again: no allocation.
     ///
     /// # Errors
     ///
@@ -158,7 +160,11 @@ impl ResponseHead {
         if !is_field_text(reason) {
             return Err(Error::new(Kind::InvalidResponse("invalid reason phrase")));
         }
-        self.reason = Some(reason.into());
+        self.reason = if reason == reason_phrase(self.status).as_bytes() {
+            None
+        } else {
+            Some(reason.into())
+        };
         Ok(self)
     }
 
@@ -508,6 +514,17 @@ mod tests {
         assert!(!is_field_text(b"\x20\x20\x20\x20\x20\x20\x20\x1f"));
         assert!(!is_field_text(b"\x00\xff\xff\xff\xff\xff\xff\xff"));
         assert!(is_field_text(b""));
+    }
+
+    #[test]
+    fn standard_reason_is_not_stored_again() {
+        let mut head = ResponseHead::from_status_line(b"200 OK").unwrap();
+        assert!(head.reason.is_none());
+        assert_eq!(head.reason(), b"OK");
+        head.set_reason(b"Fine").unwrap();
+        assert_eq!(head.reason(), b"Fine");
+        let head = ResponseHead::from_status_line(b"200 ").unwrap();
+        assert_eq!(head.reason(), b"");
     }
 
     #[test]

@@ -317,10 +317,8 @@ fn respond(answer: Answer) -> Answered {
     let Ok(mut rh) = ResponseHead::new(h.status) else {
         return error(502);
     };
-    // The standard phrase is the default: only another one is stored.
-    let reason = h.reason();
-    if !reason.is_empty() && reason != http_front::response::reason_phrase(h.status).as_bytes() {
-        let _ = rh.set_reason(reason);
+    if !h.reason().is_empty() {
+        let _ = rh.set_reason(h.reason());
     }
     for (name, value) in h.fields() {
         if hidden(name) {
